@@ -1,0 +1,24 @@
+"""nstcore: plugin-based neural style transfer on TensorFlow.
+
+Importing this package is cheap (no TensorFlow): the engine loads on the first call that needs it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from nstcore.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "hookimpl", "stylize"]
+
+
+def stylize(content: Any, style: Any, **options: Any) -> Any:
+    """Stylise ``content`` with ``style`` (paths or (h, w, 3) float arrays in [0, 1]).
+
+    Options are those of ``nstcore run`` in snake case (``optimizer``, ``steps``, ``size``,
+    ``content_weight``, ``style_weight``, ``tv_weight``, ``losses``, ``weights``, ``device``, ...).
+    Returns an :class:`nstcore.engine.Result` with the image, per-step losses and timings.
+    """
+    from nstcore.run import stylize as _stylize
+
+    return _stylize(content, style, **options)

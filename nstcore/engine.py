@@ -1,0 +1,171 @@
+"""The engine: composes an extractor, losses and a solver into one style-transfer run.
+
+It works with plugin objects built by hand as well as with those the CLI builds from names::
+
+    engine = Engine(VGG19Extractor(), [ContentLoss(), GramStyleLoss(), TotalVariationLoss()], Adam())
+    result = engine.run(content, style, steps=100)
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from nstcore.errors import InputError
+from nstcore.extractor import FeatureExtractor
+from nstcore.loss import Loss
+from nstcore.solver import Solver
+
+
+@dataclass
+class StepInfo:
+    """What the engine knows after one step; passed to callbacks and the ``on_step`` hook."""
+
+    step: int
+    steps: int
+    total: float
+    terms: dict[str, float]
+    seconds: float
+    elapsed: float
+    evaluations: int
+    image: Any  # [1, h, w, 3] tensor in [0, 1]
+
+
+@dataclass
+class Result:
+    """A finished (or stopped) run: the image, per-step losses and timings."""
+
+    image: np.ndarray  # (h, w, 3) float32 in [0, 1]
+    losses: list[dict[str, float]] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)
+    evaluations: int = 0
+    stopped: str | None = None  # None, "interrupted" or "nonfinite"
+    message: str = ""
+    device: str = ""
+
+    @property
+    def steps(self) -> int:
+        return len(self.losses)
+
+    @property
+    def first_step_seconds(self) -> float | None:
+        """The first step, which includes tracing the graph."""
+        return self.step_seconds[0] if self.step_seconds else None
+
+    @property
+    def median_step_seconds(self) -> float | None:
+        """Median over the steps after the first (or the first if it is the only one)."""
+        rest = self.step_seconds[1:] or self.step_seconds
+        return statistics.median(rest) if rest else None
+
+
+class Objective:
+    """The weighted sum of the losses, evaluated on the extractor's features of an image."""
+
+    def __init__(self, extractor: FeatureExtractor, losses: Sequence[Loss]) -> None:
+        self.extractor = extractor
+        self.losses = list(losses)
+        self.term_names = tuple(loss.name for loss in self.losses)
+
+    def __call__(self, image: Any) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        features = self.extractor(image) if any(loss.layers for loss in self.losses) else {}
+        terms = {loss.name: loss.weight * tf.cast(loss(features, image), tf.float32)
+                 for loss in self.losses}
+        return tf.add_n(list(terms.values())), terms
+
+
+class Engine:
+    """Prepares the losses' targets once, then lets the solver minimise their weighted sum."""
+
+    def __init__(self, extractor: FeatureExtractor, losses: Sequence[Loss], solver: Solver,
+                 device: str | None = None) -> None:
+        if not losses:
+            raise InputError("no losses selected")
+        names = [loss.name for loss in losses]
+        if len(set(names)) != len(names):
+            raise InputError(f"each loss must have a distinct name, got {names}")
+        self.extractor = extractor
+        self.losses = list(losses)
+        self.solver = solver
+        self.device = device
+        self.objective = Objective(extractor, self.losses)
+
+    def layers(self) -> list[str]:
+        """The union of the layers the losses need, in the extractor's order."""
+        wanted = {name for loss in self.losses for name in loss.layers}
+        unknown = sorted(wanted - set(self.extractor.layers))
+        if unknown:
+            raise InputError(f"unknown layer {', '.join(unknown)}"
+                             f" (layers: {', '.join(self.extractor.layers)})")
+        return [name for name in self.extractor.layers if name in wanted]
+
+    def prepare(self, content: np.ndarray, style: np.ndarray) -> None:
+        layers = self.layers()
+        with self._device():
+            if layers:
+                self.extractor.select(layers)
+                content_features = self.extractor(tf.constant(content[None], tf.float32))
+                style_features = self.extractor(tf.constant(style[None], tf.float32))
+            else:
+                content_features = style_features = {}
+            for loss in self.losses:
+                loss.prepare(content_features, style_features)
+
+    def run(self, content: np.ndarray, style: np.ndarray, steps: int, *,
+            init: np.ndarray | None = None,
+            on_step: Callable[[StepInfo], Any] | None = None) -> Result:
+        """Run ``steps`` solver steps from ``init`` (default: the content image).
+
+        Ctrl-C stops the run and returns the last image with ``stopped="interrupted"``; a
+        non-finite loss stops it with ``stopped="nonfinite"`` and keeps the last finite image.
+        """
+        if steps < 1:
+            raise InputError(f"steps must be at least 1, got {steps}")
+        self.prepare(content, style)
+        start = np.asarray(content if init is None else init, dtype=np.float32)[None]
+        result = Result(image=start[0].copy(), device=self.device or "default")
+        clock = {"last": time.perf_counter(), "start": time.perf_counter()}
+
+        def callback(step: int, image: Any, total: Any, terms: Mapping[str, Any],
+                     evaluations: int) -> bool:
+            total_value = float(total)  # reads the result back, so the timer sees finished work
+            now = time.perf_counter()
+            seconds, clock["last"] = now - clock["last"], now
+            values = {name: float(value) for name, value in terms.items()}
+            result.step_seconds.append(seconds)
+            result.evaluations = evaluations
+            result.losses.append({"step": step, "total": total_value, **values})
+            if not math.isfinite(total_value):
+                result.stopped = "nonfinite"
+                result.message = (f"loss became {total_value} at step {step}; stopped and kept"
+                                  " the last image with a finite loss")
+                return False
+            array = np.asarray(image)[0]
+            if not np.isfinite(array).all():
+                result.stopped = "nonfinite"
+                result.message = f"image became non-finite at step {step}; kept the last finite image"
+                return False
+            result.image = array.copy()
+            if on_step is not None:
+                info = StepInfo(step, steps, total_value, values, seconds, now - clock["start"],
+                                evaluations, image)
+                if on_step(info) is False:
+                    return False
+            return True
+
+        try:
+            with self._device():
+                self.solver.minimize(self.objective, tf.constant(start), steps, callback)
+        except KeyboardInterrupt:
+            result.stopped = "interrupted"
+            result.message = f"interrupted after {result.steps} step(s)"
+        return result
+
+    def _device(self) -> Any:
+        return tf.device(self.device) if self.device else contextlib.nullcontext()

@@ -1,0 +1,34 @@
+"""The feature-extractor interface: a network that maps an image to named layer activations."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Mapping, Sequence
+
+Features = Mapping[str, Any]  # layer name -> tf.Tensor [1, h, w, c]
+
+
+class FeatureExtractor(ABC):
+    """Turns an RGB image in [0, 1] into ``{layer: activations}``.
+
+    The engine calls :meth:`select` once with the union of the layers its losses need, so the
+    extractor can build a network that computes those layers and nothing deeper.
+    """
+
+    #: Every layer this extractor can return, in network order.
+    layers: Sequence[str] = ()
+
+    @abstractmethod
+    def select(self, layers: Sequence[str]) -> None:
+        """Prepare to compute exactly ``layers`` (each one of :attr:`layers`)."""
+
+    @abstractmethod
+    def preprocess(self, image: Any) -> Any:
+        """Map a [1, h, w, 3] RGB tensor in [0, 1] to the network's input convention."""
+
+    @abstractmethod
+    def __call__(self, image: Any) -> Features:
+        """Activations of the selected layers for a [1, h, w, 3] RGB image in [0, 1]."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for the run report (weights source and checksum, for example)."""
+        return {}

@@ -1,0 +1,56 @@
+"""The hooks a plugin can implement.
+
+Registration hooks receive a ``register`` callback, as in llm and datasette::
+
+    @nstcore.hookimpl
+    def register_losses(register):
+        register("meanstd", MeanStdLoss, description="match channel means and stds")
+
+``register(name, factory, *, description="")`` takes either a callable that builds the component
+(usually its class) or a lazy ``"module:attribute"`` string, so listing plugins need not import
+TensorFlow. Lifecycle hooks let plugins observe a run (save frames, log metrics) without a core change.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nstcore.engine import Result, StepInfo
+
+PROJECT = "nstcore"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+Register = Callable[..., None]
+
+
+@hookspec
+def register_extractors(register: Register) -> None:
+    """Register :class:`nstcore.extractor.FeatureExtractor` factories by name."""
+
+
+@hookspec
+def register_losses(register: Register) -> None:
+    """Register :class:`nstcore.loss.Loss` factories by name (content, style or regulariser)."""
+
+
+@hookspec
+def register_solvers(register: Register) -> None:
+    """Register :class:`nstcore.solver.Solver` factories by name."""
+
+
+@hookspec
+def on_run_start(settings: Mapping[str, Any]) -> None:
+    """Called once before the first step with the run's resolved settings."""
+
+
+@hookspec
+def on_step(step: "StepInfo") -> None:
+    """Called after every step with its number, losses, timing and current image."""
+
+
+@hookspec
+def on_run_end(result: "Result") -> None:
+    """Called once when a run ends (finished, interrupted or stopped on a non-finite loss)."""

@@ -1,0 +1,169 @@
+"""Read, resize and write images, so that the rest of nstcore only sees RGB float32 in [0, 1].
+
+Reading goes through Pillow: EXIF orientation is applied, an animated file gives its first frame,
+16-bit and CMYK images are converted, and alpha is composited over white (a transparent
+background becomes paper, not black). Writing is atomic: a temporary file beside the target,
+then a rename, so an interrupted run never leaves a truncated image.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from nstcore.errors import InputError
+
+#: Images above this many pixels are refused (decompression-bomb guard); ``NSTCORE_MAX_PIXELS``.
+DEFAULT_MAX_PIXELS = 100_000_000
+MIN_SIDE = 2
+OUTPUT_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                   ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+
+
+def max_pixels() -> int:
+    value = os.environ.get("NSTCORE_MAX_PIXELS")
+    if not value:
+        return DEFAULT_MAX_PIXELS
+    try:
+        limit = int(value)
+    except ValueError:
+        raise InputError(f"NSTCORE_MAX_PIXELS must be a whole number, got '{value}'") from None
+    if limit <= 0:
+        raise InputError(f"NSTCORE_MAX_PIXELS must be positive, got {limit}")
+    return limit
+
+
+def load_image(path: str | os.PathLike, *, limit: int | None = None) -> np.ndarray:
+    """Read ``path`` as an (h, w, 3) float32 array in [0, 1]; raise :class:`InputError` otherwise."""
+    path = Path(path)
+    limit = max_pixels() if limit is None else limit
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > limit:
+                    raise InputError(f"{path}: {w}x{h} is {w * h:,} pixels, above the limit of"
+                                     f" {limit:,} (raise it with NSTCORE_MAX_PIXELS)")
+                if getattr(img, "is_animated", False):
+                    img.seek(0)
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                array = to_rgb_float(img)
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"{path}: image is too large (decompression-bomb guard);"
+                         " raise NSTCORE_MAX_PIXELS if you trust it") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: cannot decode image (truncated or corrupt: {exc})") from None
+    if array.shape[0] < MIN_SIDE or array.shape[1] < MIN_SIDE:
+        raise InputError(f"{path}: image is {array.shape[1]}x{array.shape[0]}; each side must be"
+                         f" at least {MIN_SIDE} pixels")
+    return array
+
+
+def to_rgb_float(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode to (h, w, 3) float32 RGB in [0, 1], alpha composited over white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        gray = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or gray.max(initial=0) > 255 else 255.0
+        gray = np.clip(gray / peak, 0.0, 1.0).astype(np.float32)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if img.mode == "F":
+        gray = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info)
+    if has_alpha:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[:, :, 3:4]
+        return (rgba[:, :, :3] * alpha + (1.0 - alpha)).astype(np.float32)
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
+    """Scale so the long side is ``size``, as the TensorFlow tutorial's ``load_img`` does.
+
+    Bilinear ``tf.image.resize`` with the new shape truncated from float32, so inputs match the
+    tutorial's; an image whose long side already equals ``size`` is returned untouched.
+    """
+    h, w = image.shape[:2]
+    if max(h, w) == size:
+        return image
+    import tensorflow as tf
+
+    shape = np.array([h, w], dtype=np.float32)
+    scale = np.float32(size) / shape.max()
+    new_shape = np.maximum((shape * scale).astype(np.int32), 1)
+    return tf.image.resize(image, new_shape).numpy().astype(np.float32)
+
+
+def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Refuse an output path that cannot be written or would overwrite an input, before any work."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise InputError(f"{path}: unsupported output format '{suffix or '(none)'}'"
+                         f" (use one of {', '.join(sorted(OUTPUT_SUFFIXES))})")
+    if path.is_dir():
+        raise InputError(f"{path}: output path is a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{path}: output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: output folder {parent} is not writable")
+    for source in inputs:
+        source = Path(source)
+        if source.exists() and path.exists() and os.path.samefile(source, path) or \
+                path.resolve() == source.resolve():
+            raise InputError(f"{path}: output path is the same file as input {source}")
+    return path
+
+
+def to_uint8(image: Any) -> np.ndarray:
+    """(h, w, 3) or (1, h, w, 3) floats in [0, 1] to uint8, rounding to nearest."""
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim == 4:
+        array = array[0]
+    return np.clip(np.rint(array * 255.0), 0, 255).astype(np.uint8)
+
+
+def save_image(path: str | os.PathLike, image: Any) -> Path:
+    """Write ``image`` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    fmt = OUTPUT_SUFFIXES.get(path.suffix.lower(), "PNG")
+    pil = Image.fromarray(to_uint8(image), mode="RGB")
+    return atomic_write(path, lambda fh: pil.save(fh, format=fmt))
+
+
+def atomic_write(path: Path, write: Any) -> Path:
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
+                               prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

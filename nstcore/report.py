@@ -1,0 +1,53 @@
+"""The JSON run report: every setting, per-step losses, timings, device, versions, weights."""
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from nstcore.imageio import atomic_write
+
+PACKAGES = ("nstcore", "tensorflow", "tensorflow-probability", "keras", "tf-keras", "numpy",
+            "pillow", "pluggy")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def build_report(settings: dict[str, Any], result: Any, *, extractor: Any = None,
+                 inputs: dict[str, Any] | None = None, output: str | None = None) -> dict[str, Any]:
+    describe = extractor.describe() if extractor is not None else {}
+    return {
+        "settings": settings,
+        "inputs": inputs or {},
+        "output": output,
+        "status": result.stopped or "finished",
+        "message": result.message,
+        "device": result.device,
+        "steps_done": result.steps,
+        "loss_evaluations": result.evaluations,
+        "timings": {
+            "first_step_seconds": result.first_step_seconds,
+            "median_step_seconds": result.median_step_seconds,
+            "total_seconds": sum(result.step_seconds),
+            "step_seconds": result.step_seconds,
+        },
+        "losses": result.losses,
+        "weights": describe.get("weights"),
+        "extractor": {k: v for k, v in describe.items() if k != "weights"},
+        "versions": library_versions(),
+    }
+
+
+def write_report(path: str | Path, report: dict[str, Any]) -> Path:
+    text = json.dumps(report, indent=2, default=float) + "\n"
+    return atomic_write(Path(path), lambda fh: fh.write(text.encode()))

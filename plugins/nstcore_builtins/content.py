@@ -1,0 +1,24 @@
+"""Content loss: keep the image's deep features close to the content photo's."""
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from nstcore.extractor import Features
+from nstcore.loss import Loss
+
+
+class ContentLoss(Loss):
+    """Mean squared feature difference, averaged over the content layers (the tutorial's)."""
+
+    role = "content"
+    default_weight = 1e4
+    default_layers = ("block5_conv2",)
+
+    def prepare(self, content: Features, style: Features) -> None:
+        self.targets = {name: tf.constant(content[name]) for name in self.layers}
+
+    def __call__(self, features: Features, image: Any) -> tf.Tensor:
+        terms = [tf.reduce_mean(tf.square(features[n] - self.targets[n])) for n in self.layers]
+        return tf.add_n(terms) / len(terms)

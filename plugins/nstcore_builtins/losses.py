@@ -1,0 +1,12 @@
+"""Registers the built-in losses: the TensorFlow tutorial's objective."""
+from nstcore import hookimpl
+
+
+@hookimpl
+def register_losses(register):
+    register("content", "nstcore_builtins.content:ContentLoss",
+             description="mean squared feature difference to the content image")
+    register("gram", "nstcore_builtins.gram:GramStyleLoss",
+             description="mean squared Gram-matrix difference to the style image (Gatys et al.)")
+    register("tv", "nstcore_builtins.tv:TotalVariationLoss",
+             description="total variation: sum of absolute neighbour differences")
