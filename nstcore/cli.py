@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Run the default example from images shipped with nstcore.")
     demo.add_argument("-o", "--output", default="nstcore-demo.png", help="output image (default: %(default)s)")
     _add_run_options(demo, steps=40, size=256, optimizer="lbfgs")
+    demo.set_defaults(style_weight=1.0)  # visibly stylised in 40 L-BFGS steps
 
     plugins = sub.add_parser("plugins", help="list loaded plugins and what they register")
     plugins.add_argument("--hooks", action="store_true", help="show the hooks each plugin implements")
@@ -126,7 +127,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: int, size: int, optim
     p.add_argument("--losses", type=_names, default=None, metavar="A,B,...",
                    help="loss plugins to use (default: content,gram,tv)")
     p.add_argument("--content-weight", type=_weight, help="weight of content losses (default 1e4)")
-    p.add_argument("--style-weight", type=_weight, help="weight of style losses (default 1e-2)")
+    p.add_argument("--style-weight", type=_weight,
+                   help="weight of style losses (default 1e-2; demo: 1)")
     p.add_argument("--tv-weight", type=_weight, help="weight of regularisers (default 30)")
     p.add_argument("--weight", type=_key_value, action="append", default=[], metavar="LOSS=W",
                    help="weight of one loss by name (repeatable)")

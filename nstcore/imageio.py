@@ -96,10 +96,11 @@ def to_rgb_float(img: Image.Image) -> np.ndarray:
 
 
 def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
-    """Scale so the long side is ``size``, as the TensorFlow tutorial's ``load_img`` does.
+    """Scale so the long side is exactly ``size`` (bilinear ``tf.image.resize``, as the tutorial).
 
-    Bilinear ``tf.image.resize`` with the new shape truncated from float32, so inputs match the
-    tutorial's; an image whose long side already equals ``size`` is returned untouched.
+    The short side is truncated from float32 like the tutorial's ``load_img``; unlike it, the long
+    side is set to ``size`` itself (the tutorial's float rounding can give ``size - 1``). An image
+    whose long side already equals ``size`` is returned untouched.
     """
     h, w = image.shape[:2]
     if max(h, w) == size:
@@ -109,6 +110,7 @@ def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     shape = np.array([h, w], dtype=np.float32)
     scale = np.float32(size) / shape.max()
     new_shape = np.maximum((shape * scale).astype(np.int32), 1)
+    new_shape[int(np.argmax(shape))] = size
     return tf.image.resize(image, new_shape).numpy().astype(np.float32)
 
 

@@ -121,17 +121,27 @@ def build_components(settings: Settings, announce: Callable[[str], None] | None 
 
 
 def load_inputs(content: Any, style: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Content and style as float arrays with long side ``size`` (paths or arrays accepted)."""
-    from nstcore.imageio import load_image, resize_long_side
+    """Content and style as float arrays with long side ``size`` (paths or arrays accepted).
 
-    images = []
+    Both files are read (and refused) before TensorFlow is loaded for the resizing.
+    """
+    from nstcore.imageio import load_image, resize_long_side
+    from nstcore.tfload import load_tensorflow
+
+    arrays = []
     for label, value in (("content", content), ("style", style)):
         if isinstance(value, (str, os.PathLike)):
-            array = load_image(value)
-        else:
-            array = np.asarray(value, dtype=np.float32)
-            if array.ndim != 3 or array.shape[2] != 3:
-                raise InputError(f"{label} array must have shape (h, w, 3), got {array.shape}")
+            arrays.append((label, load_image(value)))
+            continue
+        array = np.asarray(value, dtype=np.float32)
+        if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 1:
+            raise InputError(f"{label} array must have shape (h, w, 3), got {array.shape}")
+        if not np.isfinite(array).all():
+            raise InputError(f"{label} array holds NaN or infinite values")
+        arrays.append((label, array))
+    load_tensorflow()
+    images = []
+    for label, array in arrays:
         resized = resize_long_side(array, size)
         if min(resized.shape[:2]) < MIN_FEATURE_SIDE:
             raise InputError(f"{label} image is {array.shape[1]}x{array.shape[0]}; at --size {size}"

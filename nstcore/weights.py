@@ -217,6 +217,7 @@ def fetch(source: str = "auto", *, force: bool = False,
 
 
 def _fetch_keras() -> WeightsInfo:
+    import contextlib
     import socket
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -225,9 +226,12 @@ def _fetch_keras() -> WeightsInfo:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)
     try:
-        path = Path(get_file(KERAS_FILENAME, KERAS_ORIGIN, cache_subdir="models", file_hash=KERAS_MD5))
-    except Exception as exc:  # keras wraps URL errors in several exception types
-        raise WeightsError(f"Keras download failed ({type(exc).__name__}: {str(exc)[:120]})") from None
+        with contextlib.redirect_stdout(sys.stderr):  # Keras reports progress on stdout
+            path = Path(get_file(KERAS_FILENAME, KERAS_ORIGIN, cache_subdir="models",
+                                 file_hash=KERAS_MD5))
+    except Exception as exc:  # Keras wraps URL errors in several exception types
+        reason = str(exc).split(" on http")[0].splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightsError(f"Keras download failed ({reason})") from None
     finally:
         socket.setdefaulttimeout(previous)
     sha, _ = file_digests(path)

@@ -1,0 +1,131 @@
+"""Plugins: registration, listing, use in a run, isolation of broken ones, conflicts."""
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import plugin_for_tests
+from nstcore import cli, hookimpl
+from nstcore.errors import PluginError
+from nstcore.plugins import get_plugin_manager
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+
+def _subprocess(args, env_extra=None, tmp_path=None):
+    import os
+
+    env = dict(os.environ, **(env_extra or {}))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "nstcore.cli", *args], capture_output=True,
+                          text=True, env=env, cwd=tmp_path)
+
+
+def test_builtins_are_listed_with_kind_name_distribution_and_version(capsys):
+    assert cli.main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    for kind, name in [("extractor", "vgg19"), ("loss", "content"), ("loss", "gram"),
+                       ("loss", "tv"), ("solver", "adam"), ("solver", "lbfgs")]:
+        line = next(l for l in out.splitlines() if l.split()[:2] == [kind, name])
+        assert "nstcore" in line and "0.1.0" in line
+
+
+def test_plugin_registered_in_a_test_is_listed_and_used_by_run(image_files, weights_path, capsys,
+                                                                 tmp_path):
+    get_plugin_manager().register(plugin_for_tests, "meancolour-plugin", distribution="tests",
+                                  version="9.9")
+    assert cli.main(["plugins", "--hooks"]) == 0
+    out = capsys.readouterr().out
+    assert any(l.split()[:5] == ["loss", "meancolour", "meancolour-plugin", "tests", "9.9"]
+               for l in out.splitlines())
+    assert "on_step, register_losses" in out
+    content, style = image_files
+    plugin_for_tests.steps_seen.clear()
+    code = cli.main(["run", str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "32",
+                     "--steps", "2", "--losses", "content,meancolour", "--report",
+                     str(tmp_path / "r.json"), "-q", "--weights", weights_path])
+    assert code == 0
+    import json
+
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert set(report["losses"][0]) == {"step", "total", "content", "meancolour"}
+    assert report["losses"][0]["meancolour"] > 0
+    assert [s for s, _ in plugin_for_tests.steps_seen] == [1, 2]  # the lifecycle hook ran
+
+
+def test_env_module_plugin_is_loaded_in_a_fresh_process_without_tensorflow(tmp_path):
+    start = time.perf_counter()
+    proc = _subprocess(["plugins"], {"NSTCORE_PLUGINS": "lazy_plugin_for_tests"}, tmp_path)
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr
+    assert "lazy_plugin_for_tests" in proc.stdout and "shout" in proc.stdout
+    assert proc.stderr == ""
+    assert elapsed < 3.0  # TensorFlow alone takes 4-6 s to import; this must not load it
+
+
+def test_broken_plugins_warn_in_one_line_and_the_rest_still_work(monkeypatch, capsys):
+    monkeypatch.setenv("NSTCORE_PLUGINS", "no_such_module_xyz,plugin_for_tests")
+
+    class RaisesOnRegister:
+        @hookimpl
+        def register_losses(self, register):
+            raise RuntimeError("boom in registration")
+
+    manager = get_plugin_manager()
+    manager.register(RaisesOnRegister(), "broken-register", distribution="brokendist", version="1")
+    names = manager.registry.names("loss")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "meancolour" in names and "gram" in names
+    assert len(err) == 2
+    assert "no_such_module_xyz" in err[0] and "ModuleNotFoundError" in err[0]
+    assert "broken-register" in err[1] and "brokendist" in err[1] and "boom in registration" in err[1]
+
+
+def test_two_plugins_registering_one_name_is_an_error_naming_both(capsys):
+    class Duplicate:
+        @hookimpl
+        def register_losses(self, register):
+            register("gram", "somewhere:Else")
+
+    get_plugin_manager().register(Duplicate(), "dupe", distribution="dupedist", version="2.0")
+    assert cli.main(["plugins"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "'gram'" in err and "nstcore 0.1.0" in err and "dupedist 2.0" in err
+
+
+def test_a_plugin_can_be_disabled_by_name(monkeypatch):
+    monkeypatch.setenv("NSTCORE_DISABLE_PLUGINS", "solvers")
+    registry = get_plugin_manager().registry
+    assert registry.names("solver") == []
+    assert "gram" in registry.names("loss")
+    with pytest.raises(PluginError, match="unknown solver 'adam'"):
+        registry.get("solver", "adam")
+
+
+def test_entry_point_plugins_load_and_autoload_can_be_turned_off(tmp_path):
+    site = tmp_path / "site"
+    (site / "epplugin_good").mkdir(parents=True)
+    (site / "epplugin_good" / "__init__.py").write_text(textwrap.dedent("""
+        import nstcore
+        @nstcore.hookimpl
+        def register_solvers(register):
+            register("noop", "epplugin_good:make")
+    """))
+    for dist, module in (("epgood", "epplugin_good"), ("epbroken", "epplugin_missing")):
+        info = site / f"{dist}-1.2.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2\n")
+        (info / "entry_points.txt").write_text(f"[nstcore]\n{dist} = {module}\n")
+    env = {"PYTHONPATH": str(site), "NSTCORE_DISABLE_PLUGIN_AUTOLOAD": "0"}
+    proc = _subprocess(["plugins"], env, tmp_path)
+    assert proc.returncode == 0
+    assert any(l.split()[:5] == ["solver", "noop", "epgood", "epgood", "1.2"] for l in proc.stdout.splitlines())
+    assert proc.stderr.count("\n") == 1 and "epbroken" in proc.stderr and "skipped" in proc.stderr
+    proc = _subprocess(["plugins"], dict(env, NSTCORE_DISABLE_PLUGIN_AUTOLOAD="1"), tmp_path)
+    assert proc.returncode == 0 and "noop" not in proc.stdout and proc.stderr == ""
+    assert "adam" in proc.stdout

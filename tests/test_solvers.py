@@ -1,0 +1,44 @@
+"""Adam and L-BFGS lower the loss, keep pixels in [0, 1], and Adam matches the tutorial step by step."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import nstcore
+from benchmarks.tutorial_reference import TutorialRun
+
+
+def _run(tiny_pair, weights_path, **options):
+    content, style = tiny_pair
+    return nstcore.stylize(content, style, size=64, weights=weights_path, **options)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_solver_lowers_the_loss_and_keeps_pixels_in_range(tiny_pair, weights_path, optimizer):
+    result = _run(tiny_pair, weights_path, optimizer=optimizer, steps=6)
+    totals = [row["total"] for row in result.losses]
+    assert len(totals) == 6
+    assert totals[-1] < 0.5 * totals[0]
+    assert all(b < a for a, b in zip(totals, totals[1:])), totals
+    assert result.image.min() >= 0.0 and result.image.max() <= 1.0
+    assert result.image.shape == tiny_pair[0].shape
+    for row in result.losses:  # every term reported, and they add up to the total
+        assert set(row) == {"step", "total", "content", "gram", "tv"}
+        assert row["content"] + row["gram"] + row["tv"] == pytest.approx(row["total"], rel=1e-5)
+
+
+def test_lbfgs_beats_adam_for_the_same_number_of_loss_evaluations(tiny_pair, weights_path):
+    lbfgs = _run(tiny_pair, weights_path, optimizer="lbfgs", steps=8)
+    evaluations = lbfgs.evaluations
+    assert 8 < evaluations <= 8 * 5  # a few evaluations per iteration, not dozens
+    adam = _run(tiny_pair, weights_path, optimizer="adam", steps=evaluations)
+    assert lbfgs.losses[-1]["total"] < adam.losses[-1]["total"]
+
+
+def test_adam_per_step_losses_match_the_tutorial(tiny_pair, weights_path):
+    content, style = tiny_pair
+    steps = 5
+    result = _run(tiny_pair, weights_path, optimizer="adam", steps=steps)
+    reference = TutorialRun(tf.constant(content[None]), tf.constant(style[None]), weights_path)
+    expected = [float(reference.train_step()[0]) for _ in range(steps)]
+    np.testing.assert_allclose([row["total"] for row in result.losses], expected, rtol=1e-5)
+    np.testing.assert_allclose(result.image, reference.image.numpy()[0], atol=1e-5)
