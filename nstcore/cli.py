@@ -144,6 +144,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: int, size: int, optim
     p.add_argument("--seed", type=_seed, help="random seed (noise init, determinism)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     p.add_argument("--weights", metavar="PATH", help="Keras VGG19 no-top weights (.h5 / .weights.h5)")
+    p.add_argument("--memory-limit", type=_weight, metavar="GIB",
+                   help="refuse runs estimated above this (default: available memory)")
     p.add_argument("--report", metavar="FILE.json", help="write a JSON report of the run")
     p.add_argument("--save-every", type=_whole, metavar="N", help="also save the image every N steps")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -197,7 +199,8 @@ def settings_from_args(args: argparse.Namespace):
         style_weight=args.style_weight, tv_weight=args.tv_weight, loss_weights=weights,
         content_layers=args.content_layers, style_layers=args.style_layers, init=args.init,
         seed=args.seed, device=args.device, weights=args.weights, jit_compile=args.xla,
-        solver_options={k: _literal(v) for k, v in args.solver_option})
+        solver_options={k: _literal(v) for k, v in args.solver_option},
+        memory_limit=args.memory_limit)
 
 
 def _run(args: argparse.Namespace, content: str, style: str, demo: bool = False) -> int:
@@ -244,6 +247,8 @@ def _run(args: argparse.Namespace, content: str, style: str, demo: bool = False)
 
 
 def _check_report_path(report: str | None, avoid: tuple) -> Path | None:
+    from nstcore.imageio import folder_writable
+
     if report is None:
         return None
     path = Path(report)
@@ -254,7 +259,7 @@ def _check_report_path(report: str | None, avoid: tuple) -> Path | None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"--report {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not folder_writable(parent):
         raise InputError(f"--report {path}: folder {parent} is not writable")
     for other in avoid:
         if path.resolve() == Path(other).resolve():

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from nstcore.errors import InputError
+from nstcore.errors import InputError, PluginError
 from nstcore.extractor import FeatureExtractor
 from nstcore.loss import Loss
 from nstcore.solver import Solver
@@ -68,23 +68,38 @@ class Result:
 class Objective:
     """The weighted sum of the losses, evaluated on the extractor's features of an image."""
 
-    def __init__(self, extractor: FeatureExtractor, losses: Sequence[Loss]) -> None:
+    def __init__(self, extractor: FeatureExtractor, losses: Sequence[Loss],
+                 origins: Mapping[str, str] | None = None) -> None:
         self.extractor = extractor
         self.losses = list(losses)
         self.term_names = tuple(loss.name for loss in self.losses)
+        self.origins = dict(origins or {})
 
     def __call__(self, image: Any) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         features = self.extractor(image) if any(loss.layers for loss in self.losses) else {}
-        terms = {loss.name: loss.weight * tf.cast(loss(features, image), tf.float32)
-                 for loss in self.losses}
+        terms = {loss.name: loss.weight * self._term(loss, features, image) for loss in self.losses}
         return tf.add_n(list(terms.values())), terms
+
+    def _term(self, loss: Loss, features: Any, image: Any) -> tf.Tensor:
+        """One loss's scalar; a plugin's exception becomes an error naming that plugin."""
+        try:
+            value = tf.cast(loss(features, image), tf.float32)
+        except Exception as exc:
+            origin = self.origins.get(loss.name, type(loss).__module__)
+            raise PluginError(f"loss '{loss.name}' from plugin {origin} failed:"
+                              f" {type(exc).__name__}: {exc}") from exc
+        if value.shape.rank != 0:
+            raise PluginError(f"loss '{loss.name}' from plugin {self.origins.get(loss.name, '?')}"
+                              f" returned shape {value.shape.as_list()}, not a scalar;"
+                              " reduce it (e.g. tf.reduce_sum)")
+        return value
 
 
 class Engine:
     """Prepares the losses' targets once, then lets the solver minimise their weighted sum."""
 
     def __init__(self, extractor: FeatureExtractor, losses: Sequence[Loss], solver: Solver,
-                 device: str | None = None) -> None:
+                 device: str | None = None, origins: Mapping[str, str] | None = None) -> None:
         if not losses:
             raise InputError("no losses selected")
         names = [loss.name for loss in losses]
@@ -94,7 +109,7 @@ class Engine:
         self.losses = list(losses)
         self.solver = solver
         self.device = device
-        self.objective = Objective(extractor, self.losses)
+        self.objective = Objective(extractor, self.losses, origins)
 
     def layers(self) -> list[str]:
         """The union of the layers the losses need, in the extractor's order."""

@@ -29,6 +29,14 @@ class FeatureExtractor(ABC):
     def __call__(self, image: Any) -> Features:
         """Activations of the selected layers for a [1, h, w, 3] RGB image in [0, 1]."""
 
+    @classmethod
+    def floats_per_pixel(cls, layers: Sequence[str]) -> float | None:
+        """Activation floats kept per input pixel for ``layers``, for the memory estimate.
+
+        None (the default) skips the check.
+        """
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Facts for the run report (weights source and checksum, for example)."""
         return {}

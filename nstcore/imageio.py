@@ -48,8 +48,11 @@ def load_image(path: str | os.PathLike, *, limit: int | None = None) -> np.ndarr
         raise InputError(f"{path}: is a directory, not an image")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
+    previous_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit  # Pillow's own bomb checks then agree with ours
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 w, h = img.size
@@ -61,15 +64,21 @@ def load_image(path: str | os.PathLike, *, limit: int | None = None) -> np.ndarr
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 array = to_rgb_float(img)
+        truncated = [w for w in caught if "runcated" in str(w.message)]
+        if truncated:  # Pillow reads some truncated formats (TIFF) with only a warning
+            raise InputError(f"{path}: cannot decode image (truncated or corrupt:"
+                             f" {truncated[0].message})")
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{path}: image is too large (decompression-bomb guard);"
-                         " raise NSTCORE_MAX_PIXELS if you trust it") from None
+        raise InputError(f"{path}: image is above the limit of {limit:,} pixels (decompression-bomb"
+                         " guard; raise it with NSTCORE_MAX_PIXELS if you trust the file)") from None
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: cannot decode image (truncated or corrupt: {exc})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
     if array.shape[0] < MIN_SIDE or array.shape[1] < MIN_SIDE:
         raise InputError(f"{path}: image is {array.shape[1]}x{array.shape[0]}; each side must be"
                          f" at least {MIN_SIDE} pixels")
@@ -126,7 +135,7 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"{path}: output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not folder_writable(parent):
         raise InputError(f"{path}: output folder {parent} is not writable")
     for source in inputs:
         source = Path(source)
@@ -134,6 +143,17 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
                 path.resolve() == source.resolve():
             raise InputError(f"{path}: output path is the same file as input {source}")
     return path
+
+
+def folder_writable(folder: Path) -> bool:
+    """Try it: permission bits say little to root or on read-only mounts."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".nstcore-probe-")
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
 
 
 def to_uint8(image: Any) -> np.ndarray:

@@ -42,6 +42,7 @@ class Settings:
     device: str = "auto"
     weights: str | None = None
     jit_compile: bool = False
+    memory_limit: float | None = None  # GiB; None: the machine's available memory
     solver_options: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -55,6 +56,8 @@ class Settings:
                             *((f"--weight {k}", v) for k, v in self.loss_weights.items())):
             if value is not None:
                 _weight(flag, value)
+        if self.memory_limit is not None:
+            _weight("--memory-limit", self.memory_limit)
         if not self.losses:
             raise InputError("--losses needs at least one loss name")
         if self.init not in ("content", "noise"):
@@ -117,7 +120,8 @@ def build_components(settings: Settings, announce: Callable[[str], None] | None 
         layers = {"content": settings.content_layers, "style": settings.style_layers}.get(role)
         losses.append(component.create(weight=weight, layers=layers, name=component.name))
     extractor = extractor_component.create(**extractor_options)
-    return extractor, losses, solver
+    origins = {c.name: c.plugin.label() for c in loss_components}
+    return extractor, losses, solver, origins
 
 
 def load_inputs(content: Any, style: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -198,19 +202,27 @@ def prepare_run(settings: Settings, content: Any, style: Any,
                 announce: Callable[[str], None] | None = None) -> PreparedRun:
     from nstcore.device import resolve_device
     from nstcore.engine import Engine
+    from nstcore.resources import check_memory
 
     check_plugin_names(settings)
     content_image, style_image = load_inputs(content, style, settings.size)
     device = resolve_device(settings.device)
-    extractor, losses, solver = build_components(settings, announce=announce)
+    extractor, losses, solver, origins = build_components(settings, announce=announce)
+    check_memory(content_image.shape[0] * content_image.shape[1],
+                 _floats_per_pixel(extractor, losses), settings.memory_limit)
     seed_everything(settings.seed)
     if settings.init == "noise":
         rng = np.random.default_rng(settings.seed)
         init = rng.uniform(0.0, 1.0, content_image.shape).astype(np.float32)
     else:
         init = content_image
-    engine = Engine(extractor, losses, solver, device=device)
+    engine = Engine(extractor, losses, solver, device=device, origins=origins)
     return PreparedRun(settings, engine, content_image, style_image, init)
+
+
+def _floats_per_pixel(extractor: Any, losses: Sequence[Any]) -> float | None:
+    layers = [name for loss in losses for name in loss.layers if name in extractor.layers]
+    return extractor.floats_per_pixel(layers) if layers else None
 
 
 def asset(name: str) -> Path:

@@ -23,6 +23,16 @@ class VGG19Extractor(FeatureExtractor):
         self.selected: tuple[str, ...] = ()
         self._model: keras.Model | None = None
 
+    @classmethod
+    def floats_per_pixel(cls, layers: Sequence[str]) -> float:
+        """Activation floats per input pixel up to the deepest layer in ``layers`` (memory estimate)."""
+        deepest = max(cls.layers.index(name) for name in layers)
+        total = 0.0
+        for name, _, channels in VGG19_CONV_LAYERS[:deepest + 1]:
+            block = int(name[5])
+            total += channels / 4 ** (block - 1)  # each pooling quarters the positions
+        return total
+
     def select(self, layers: Sequence[str]) -> None:
         unknown = [name for name in layers if name not in self.layers]
         if unknown:
