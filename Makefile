@@ -9,10 +9,11 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install weights demo test bench bench-ci clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml plugins/nstcore-meanstd/pyproject.toml plugins/nstcore-wasserstein/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" \
+		-e plugins/nstcore-meanstd -e plugins/nstcore-wasserstein
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,3 +33,15 @@ test: weights
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .benchmarks
+
+# The benchmark gate CI runs: quick sizes, graph mode, CPU; fails when nstcore's step time
+# relative to the tutorial's (both measured in the same run) grew more than 25 % over the
+# committed baseline. See README "Benchmarks" for how to refresh the baseline.
+bench-ci: weights
+	@mkdir -p out
+	$(BIN)/nstcore bench --sizes 64,128 --compile graph --devices cpu,gpu --rounds 7 \
+		--json out/bench-ci.json --compare benchmarks/baseline.json --fail-above 25
+
+bench: weights
+	@mkdir -p out
+	$(BIN)/nstcore bench --sizes 256,512 --json out/bench.json

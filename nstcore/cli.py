@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nstcore", description="Neural style transfer (Gatys et al.) on TensorFlow,"
                      " with plugins for extractors, losses and solvers.")
     parser.add_argument("--version", action="version", version=f"nstcore {__version__}")
+    parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
+                        help="skip this plugin (repeatable; also NSTCORE_DISABLE_PLUGINS)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="stylise CONTENT with STYLE and write an image",
@@ -106,6 +108,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = sub.add_parser("plugins", help="list loaded plugins and what they register")
     plugins.add_argument("--hooks", action="store_true", help="show the hooks each plugin implements")
+
+    bench = sub.add_parser("bench", help="time train steps (CPU vs GPU, vs the tutorial, vs matmul)",
+                           description="Run the pytest-benchmark harness in benchmarks/ and print a"
+                           " table; timings are normalised by a matmul calibration and the"
+                           " tutorial's own step measured in the same run.")
+    bench.add_argument("--sizes", type=_names, default=["64", "128"], metavar="PX,...",
+                       help="image long sides (default: 64,128; 256,512 for real sizes)")
+    bench.add_argument("--solvers", type=_names, default=["adam", "lbfgs"], metavar="A,B")
+    bench.add_argument("--devices", type=_names, default=["cpu", "gpu"], metavar="cpu,gpu")
+    bench.add_argument("--compile", type=_names, default=["graph", "xla"], metavar="graph,xla")
+    bench.add_argument("--rounds", type=_whole, default=5, help="timed steps per row (default: %(default)s)")
+    bench.add_argument("--json", default="nstcore-bench.json", metavar="FILE",
+                       help="pytest-benchmark JSON output (default: %(default)s)")
+    bench.add_argument("--compare", metavar="BASELINE",
+                       help="a saved run (pytest-benchmark JSON) or baseline file to compare with")
+    bench.add_argument("--fail-above", type=_weight, metavar="PCT",
+                       help="with --compare: exit 1 if a gated figure got worse by more than PCT %%")
+    bench.add_argument("--save-baseline", metavar="FILE", help="write this run as a baseline file")
+
+    new = sub.add_parser("new-plugin", help="write a loss plugin skeleton to start from",
+                         description="Write nstcore-NAME/: pyproject with the entry point, a loss,"
+                         " tests using nstcore.testing. Then: pip install -e nstcore-NAME")
+    new.add_argument("name", help="loss name, e.g. 'brightness' (lower case)")
+    new.add_argument("--dir", default=".", help="parent folder (default: current)")
 
     weights = sub.add_parser("weights", help="show (or fetch) the VGG19 ImageNet weights in use")
     weights.add_argument("--path", action="store_true", help="print only the weights file's path")
@@ -154,6 +180,11 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: int, size: int, optim
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.disable_plugin:
+        from nstcore.plugins import DISABLE_ENV
+
+        names = [n for n in os.environ.get(DISABLE_ENV, "").split(",") if n] + args.disable_plugin
+        os.environ[DISABLE_ENV] = ",".join(names)
     try:
         if args.command == "run":
             return _run(args, args.content, args.style)
@@ -165,6 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plugins(args)
         if args.command == "weights":
             return _weights(args)
+        if args.command == "new-plugin":
+            from nstcore.scaffold import new_plugin
+
+            print(f"wrote {new_plugin(args.name, Path(args.dir))}")
+            return 0
+        if args.command == "bench":
+            from nstcore.benchcli import run_bench
+
+            return run_bench(args)
         parser.print_help()
         return 0
     except NstError as exc:

@@ -132,6 +132,19 @@ class Engine:
             for loss in self.losses:
                 loss.prepare(content_features, style_features)
 
+    def start(self, content: np.ndarray, style: np.ndarray, init: np.ndarray | None = None) -> Any:
+        """Prepare and return the solver's stepper (the benchmarks time its ``step()``).
+
+        Run each ``step()`` inside ``engine.device_scope()`` so it lands on the engine's device.
+        """
+        self.prepare(content, style)
+        start = np.asarray(content if init is None else init, dtype=np.float32)[None]
+        with self._device():
+            return self.solver.start(self.objective, tf.constant(start))
+
+    def device_scope(self) -> Any:
+        return self._device()
+
     def run(self, content: np.ndarray, style: np.ndarray, steps: int, *,
             init: np.ndarray | None = None,
             on_step: Callable[[StepInfo], Any] | None = None) -> Result:

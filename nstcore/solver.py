@@ -1,4 +1,4 @@
-"""The solver interface: minimise the objective over the image's pixels."""
+"""The solver interface: minimise the objective over the image's pixels, one step at a time."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -13,19 +13,45 @@ class Objective(Protocol):
     def __call__(self, image: Any) -> "tuple[Any, Mapping[str, Any]]": ...
 
 
-#: ``callback(step, image, total, terms, evaluations) -> bool``; returning False stops the solver.
+#: ``callback(step, image, total, terms, evaluations) -> bool``; returning False stops the run.
 StepCallback = Callable[[int, Any, Any, Mapping[str, Any], int], bool]
+
+#: What one step reports: (total, {term: value}, objective evaluations so far).
+StepOutput = "tuple[Any, Mapping[str, Any], int]"
+
+
+class Stepper(ABC):
+    """A solver in progress. ``step()`` does one iteration; the benchmarks time exactly that."""
+
+    @abstractmethod
+    def step(self) -> "tuple[Any, Mapping[str, Any], int] | None":
+        """One iteration; None when the solver cannot go on (converged, line search failed)."""
+
+    @abstractmethod
+    def image(self) -> Any:
+        """The current image, a [1, h, w, 3] tensor in [0, 1]."""
 
 
 class Solver(ABC):
-    """Runs up to ``steps`` iterations, calling ``callback`` after each, and keeps pixels in [0, 1].
+    """Builds a :class:`Stepper`; :meth:`minimize` runs it with a callback after every step.
 
-    ``total``/``terms`` passed to the callback describe the image the step started from for
-    first-order solvers (as in the TensorFlow tutorial) and the accepted point for L-BFGS;
-    ``evaluations`` counts objective evaluations so far.
+    ``total``/``terms`` describe the image the step started from for first-order solvers (as in
+    the TensorFlow tutorial) and the accepted point for L-BFGS.
     """
 
     @abstractmethod
+    def start(self, objective: Objective, image: Any) -> Stepper:
+        """Prepare to minimise ``objective`` from ``image`` (traced functions, optimiser state)."""
+
     def minimize(self, objective: Objective, image: Any, steps: int,
                  callback: StepCallback) -> Any:
-        """Return the final image, a [1, h, w, 3] tensor in [0, 1]."""
+        """Up to ``steps`` steps; returns the final image, a [1, h, w, 3] tensor in [0, 1]."""
+        stepper = self.start(objective, image)
+        for step in range(1, steps + 1):
+            output = stepper.step()
+            if output is None:
+                break
+            total, terms, evaluations = output
+            if callback(step, stepper.image(), total, terms, evaluations) is False:
+                break
+        return stepper.image()

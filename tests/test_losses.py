@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.tutorial_reference import TutorialRun
+from nstcore_benchmarks.tutorial_reference import TutorialRun
 from nstcore.engine import Objective
 from nstcore_builtins.content import ContentLoss
 from nstcore_builtins.gram import GramStyleLoss, gram_matrix

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 import nstcore
-from benchmarks.tutorial_reference import TutorialRun
+from nstcore_benchmarks.tutorial_reference import TutorialRun
 
 
 def _run(tiny_pair, weights_path, **options):

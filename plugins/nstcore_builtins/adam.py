@@ -6,7 +6,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from nstcore.solver import Objective, Solver, StepCallback
+from nstcore.solver import Objective, Solver, Stepper
 
 
 class Adam(Solver):
@@ -17,12 +17,17 @@ class Adam(Solver):
         self.options = dict(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
         self.jit_compile = jit_compile
 
-    def minimize(self, objective: Objective, image: Any, steps: int,
-                 callback: StepCallback) -> tf.Tensor:
-        variable = tf.Variable(image, dtype=tf.float32, name="image")
-        optimizer = keras.optimizers.Adam(**self.options)
+    def start(self, objective: Objective, image: Any) -> Stepper:
+        return _AdamStepper(objective, image, keras.optimizers.Adam(**self.options), self.jit_compile)
 
-        @tf.function(jit_compile=self.jit_compile)
+
+class _AdamStepper(Stepper):
+    def __init__(self, objective: Objective, image: Any, optimizer: Any, jit_compile: bool) -> None:
+        self.variable = tf.Variable(image, dtype=tf.float32, name="image")
+        self.evaluations = 0
+        variable = self.variable
+
+        @tf.function(jit_compile=jit_compile)
         def train_step():
             with tf.GradientTape() as tape:
                 total, terms = objective(variable)
@@ -31,8 +36,12 @@ class Adam(Solver):
             variable.assign(tf.clip_by_value(variable, 0.0, 1.0))
             return total, terms
 
-        for step in range(1, steps + 1):
-            total, terms = train_step()
-            if callback(step, variable, total, terms, step) is False:
-                break
-        return tf.convert_to_tensor(variable)
+        self.train_step = train_step
+
+    def step(self):
+        total, terms = self.train_step()
+        self.evaluations += 1
+        return total, terms, self.evaluations
+
+    def image(self) -> tf.Tensor:
+        return tf.convert_to_tensor(self.variable)

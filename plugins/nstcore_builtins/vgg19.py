@@ -33,6 +33,16 @@ class VGG19Extractor(FeatureExtractor):
             total += channels / 4 ** (block - 1)  # each pooling quarters the positions
         return total
 
+    @classmethod
+    def flops_per_pixel(cls, layers: Sequence[str]) -> float:
+        """Forward convolution FLOPs per input pixel up to the deepest layer in ``layers``."""
+        deepest = max(cls.layers.index(name) for name in layers)
+        total = 0.0
+        for name, cin, cout in VGG19_CONV_LAYERS[:deepest + 1]:
+            block = int(name[5])
+            total += 2.0 * 9 * cin * cout / 4 ** (block - 1)
+        return total
+
     def select(self, layers: Sequence[str]) -> None:
         unknown = [name for name in layers if name not in self.layers]
         if unknown:

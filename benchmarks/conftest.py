@@ -1,0 +1,82 @@
+"""Options and shared state for the train-step benchmarks (see nstcore/bench.py)."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+from nstcore import bench
+
+RESULTS: list[dict] = []
+UNAVAILABLE: dict[str, str] = {}
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("nstcore-bench")
+    group.addoption("--bench-sizes", default=",".join(map(str, bench.QUICK_SIZES)),
+                    help="image long sides (default: the quick set 64,128; add 256,512 on demand)")
+    group.addoption("--bench-solvers", default=",".join(bench.SOLVERS))
+    group.addoption("--bench-devices", default="cpu,gpu")
+    group.addoption("--bench-compile", default=",".join(bench.COMPILATIONS),
+                    help="graph and/or xla (jit_compile)")
+    group.addoption("--bench-rounds", type=int, default=5, help="timed steps per benchmark")
+    group.addoption("--bench-no-tutorial", action="store_true", help="skip the tutorial reference step")
+    group.addoption("--bench-logical-cpus", type=int, default=0,
+                    help="split the CPU into N logical devices (to test multi-device code paths)")
+
+
+def pytest_generate_tests(metafunc):
+    if "case" not in metafunc.fixturenames:
+        return
+    opt = metafunc.config.getoption
+    cases = []
+    for size in map(int, _csv(opt("--bench-sizes"))):
+        for device in _csv(opt("--bench-devices")):
+            for compilation in _csv(opt("--bench-compile")):
+                if not opt("--bench-no-tutorial"):
+                    cases.append(("tutorial", "adam", size, device, compilation))
+                for solver in _csv(opt("--bench-solvers")):
+                    cases.append(("nstcore", solver, size, device, compilation))
+    metafunc.parametrize("case", cases, ids=["-".join(map(str, c)) for c in cases])
+
+
+@pytest.fixture(scope="session")
+def devices(request):
+    from nstcore.tfload import native_stderr_captured
+
+    with native_stderr_captured():
+        import tensorflow as tf
+
+        logical = request.config.getoption("--bench-logical-cpus")
+        if logical:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(logical)])
+        tf.config.list_logical_devices()
+    found = {d.label: d for d in bench.bench_devices(tuple(_csv(request.config.getoption("--bench-devices"))))}
+    UNAVAILABLE.update({label: d.reason for label, d in found.items() if not d.available})
+    return found
+
+
+@pytest.fixture(scope="session")
+def calibration(devices):
+    """The machine's matmul GFLOP/s per device, measured once in this process."""
+    return {label: bench.matmul_gflops(d.name) for label, d in devices.items() if d.available}
+
+
+@pytest.fixture
+def rounds(request):
+    return request.config.getoption("--bench-rounds")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if RESULTS or UNAVAILABLE:
+        terminalreporter.write_sep("=", "nstcore train-step benchmarks")
+        if RESULTS:
+            terminalreporter.write_line(bench.format_table([dict(r) for r in RESULTS], UNAVAILABLE))

@@ -1,0 +1,66 @@
+"""``nstcore bench``: run the pytest-benchmark harness in a subprocess and print a friendly table."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from nstcore import bench
+from nstcore.errors import NstError
+from nstcore.imageio import atomic_write
+
+
+def harness_dir() -> Path:
+    spec = importlib.util.find_spec("nstcore_benchmarks")
+    if spec is None or not spec.submodule_search_locations:
+        raise NstError("the benchmark harness (nstcore_benchmarks) is not installed")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    json_path = Path(args.json)
+    if args.compare and not Path(args.compare).is_file():
+        raise NstError(f"--compare {args.compare}: no such file")
+    cmd = [sys.executable, "-m", "pytest", str(harness_dir()), "-q", "-p", "no:cacheprovider",
+           "--rootdir", str(harness_dir()), "--benchmark-json", str(json_path),
+           "--bench-sizes", ",".join(args.sizes), "--bench-solvers", ",".join(args.solvers),
+           "--bench-devices", ",".join(args.devices), "--bench-compile", ",".join(args.compile),
+           "--bench-rounds", str(args.rounds)]
+    print(f"nstcore: timing {len(args.sizes)} size(s) x {len(args.solvers)} solver(s) x"
+          f" {len(args.compile)} compilation(s) on {', '.join(args.devices)} ...", file=sys.stderr)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not json_path.is_file():
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        print(tail, file=sys.stderr)
+        raise NstError(f"the benchmark run failed (pytest exit {proc.returncode})")
+    data = bench.load_json(json_path)
+    rows = bench.rows_from_json(data)
+    unavailable = {}
+    for line in proc.stdout.splitlines():
+        if "SKIPPED" in line and "gpu:" in line:
+            unavailable["gpu"] = line.split("gpu:", 1)[1].strip()
+    print(bench.format_table(rows, unavailable))
+    print(f"\npytest-benchmark JSON: {json_path}")
+    if args.save_baseline:
+        baseline = bench.baseline_from_rows(rows)
+        text = json.dumps(baseline, indent=2, sort_keys=True) + "\n"
+        atomic_write(Path(args.save_baseline), lambda fh: fh.write(text.encode()))
+        print(f"baseline written: {args.save_baseline}")
+    if args.compare:
+        saved = bench.load_json(args.compare)
+        baseline = saved if "rows" in saved else bench.baseline_from_rows(bench.rows_from_json(saved))
+        threshold = (args.fail_above if args.fail_above is not None else float("inf")) / 100.0
+        report, regressions = bench.compare(rows, baseline, threshold)
+        print(f"\nagainst {args.compare} ({bench.GATED_FIGURE}; higher is slower):")
+        for line in report:
+            print("  " + line)
+        if not report:
+            print("  no rows in common with the baseline")
+        if regressions:
+            print(f"nstcore: error: {len(regressions)} figure(s) regressed by more than"
+                  f" {args.fail_above:g} %", file=sys.stderr)
+            return 1
+    return 0

@@ -1,0 +1,45 @@
+"""The meanstd plugin honours the loss contract, is found by nstcore, and stylises an image."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nstcore import cli, plugins
+from nstcore.run import asset
+from nstcore.testing import check_loss
+from nstcore_meanstd.loss import MeanStdStyleLoss, channel_moments
+
+
+def test_contract():
+    check_loss(MeanStdStyleLoss)
+
+
+def test_moments_are_per_channel_mean_and_std():
+    x = tf.random.stateless_normal([1, 6, 5, 3], seed=[5, 6])
+    mean, std = channel_moments(x)
+    flat = x.numpy().reshape(-1, 3)
+    np.testing.assert_allclose(mean.numpy()[0], flat.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std.numpy()[0], np.sqrt(flat.var(0) + 1e-5), rtol=1e-4)
+
+
+@pytest.fixture
+def autoload(monkeypatch):
+    monkeypatch.setenv("NSTCORE_DISABLE_PLUGIN_AUTOLOAD", "0")
+    plugins.reset_plugin_manager()
+    yield
+    plugins.reset_plugin_manager()
+
+
+def test_listed_and_stylises_with_the_builtins(autoload, tmp_path, capsys):
+    assert cli.main(["plugins"]) == 0
+    listing = capsys.readouterr().out
+    assert any(l.split()[:4] == ["loss", "meanstd", "meanstd", "nstcore-meanstd"] for l in listing.splitlines())
+    out, report = tmp_path / "out.png", tmp_path / "r.json"
+    code = cli.main(["run", str(asset("astronaut.png")), str(asset("starry_night.jpg")), "-o", str(out),
+                     "--size", "48", "--steps", "8", "--optimizer", "lbfgs",
+                     "--losses", "content,meanstd,tv", "--report", str(report), "-q"])
+    assert code == 0, capsys.readouterr().err
+    rows = json.loads(report.read_text())["losses"]
+    assert rows[-1]["meanstd"] < 0.7 * rows[0]["meanstd"]  # the style statistics moved toward the painting
+    assert out.is_file()

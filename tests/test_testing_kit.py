@@ -1,0 +1,111 @@
+"""The contract kit passes good plugins and explains what is wrong with bad ones."""
+import pytest
+import tensorflow as tf
+
+from nstcore.loss import Loss
+from nstcore.solver import Solver, Stepper
+from nstcore.testing import ContractError, TinyVGG, check_extractor, check_loss, check_solver
+from nstcore_builtins.adam import Adam
+from nstcore_builtins.content import ContentLoss
+from nstcore_builtins.gram import GramStyleLoss
+from nstcore_builtins.lbfgs import LBFGS
+from nstcore_builtins.tv import TotalVariationLoss
+from nstcore_builtins.vgg19 import VGG19Extractor
+
+
+@pytest.mark.parametrize("loss", [ContentLoss, GramStyleLoss, TotalVariationLoss])
+def test_builtin_losses_pass(loss):
+    check_loss(loss)
+
+
+@pytest.mark.parametrize("solver", [Adam, LBFGS])
+def test_builtin_solvers_pass(solver):
+    check_solver(solver)
+
+
+def test_extractors_pass(weights_path):
+    check_extractor(TinyVGG())
+    check_extractor(VGG19Extractor(weights=weights_path))
+
+
+class VectorLoss(Loss):
+    def __call__(self, features, image):
+        return tf.image.total_variation(image)
+
+
+class RoundingLoss(Loss):
+    def __call__(self, features, image):
+        return tf.reduce_sum(tf.round(image * 255.0))
+
+
+class StopGradientLoss(Loss):
+    default_layers = ("block1_conv1",)
+
+    def prepare(self, content, style):
+        self.target = style["block1_conv1"]
+
+    def __call__(self, features, image):
+        return tf.reduce_mean(tf.square(tf.stop_gradient(features["block1_conv1"]) - self.target))
+
+
+class WrongLayerLoss(Loss):
+    default_layers = ("conv9_9",)
+
+    def __call__(self, features, image):
+        return tf.reduce_sum(features["conv9_9"])
+
+
+class RandomLoss(Loss):
+    def __call__(self, features, image):
+        return tf.reduce_sum(image) * tf.random.uniform([])
+
+
+class WrongGradientLoss(Loss):
+    """Its custom gradient is off by a factor of 3."""
+
+    def __call__(self, features, image):
+        @tf.custom_gradient
+        def f(x):
+            return tf.reduce_sum(tf.square(x)), lambda dy: dy * 6.0 * x
+        return f(image)
+
+
+@pytest.mark.parametrize("loss,message", [
+    (VectorLoss, "returned shape [1], not a scalar: reduce it"),
+    (RoundingLoss, "gradient w.r.t. the image is None"),
+    (StopGradientLoss, "gradient w.r.t. the image is None"),
+    (WrongLayerLoss, "asks for layers ['conv9_9'] that the extractor lacks"),
+    (RandomLoss, "is not deterministic"),
+    (WrongGradientLoss, "gradient does not match finite differences"),
+])
+def test_bad_losses_fail_with_what_to_fix(loss, message):
+    with pytest.raises(ContractError) as error:
+        check_loss(loss)
+    assert message in str(error.value)
+
+
+class UnclippedDescent(Solver):
+    """Plain gradient descent that forgets to keep pixels in [0, 1]."""
+
+    def start(self, objective, image):
+        variable = tf.Variable(image)
+
+        class Step(Stepper):
+            evaluations = 0
+
+            def step(self):
+                with tf.GradientTape() as tape:
+                    total, terms = objective(variable)
+                variable.assign_sub(0.4 * tape.gradient(total, variable))
+                self.evaluations += 1
+                return total, terms, self.evaluations
+
+            def image(self):
+                return tf.convert_to_tensor(variable)
+
+        return Step()
+
+
+def test_a_solver_that_leaves_the_range_is_caught():
+    with pytest.raises(ContractError, match="outside \\[0, 1\\] at step 1: clip or project"):
+        check_solver(UnclippedDescent)
