@@ -301,6 +301,16 @@ def baseline_from_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
                      if r["impl"] == "nstcore" and r[GATED_FIGURE] is not None}}
 
 
+def baseline_from_runs(runs: list[dict[str, Any]], note: str = "") -> dict[str, Any]:
+    """The slowest of several saved runs per row (noise stays under the gate), with the spread."""
+    per_run = [baseline_from_rows(rows_from_json(run))["rows"] for run in runs]
+    keys = sorted(set().union(*per_run))
+    values = {k: [r[k] for r in per_run if k in r] for k in keys}
+    return {"figure": GATED_FIGURE, "note": note or f"slowest of {len(runs)} runs per row",
+            "rows": {k: max(v) for k, v in values.items()},
+            "spread": {k: round(max(v) / min(v) - 1, 4) for k, v in values.items()}}
+
+
 def compare(rows: list[dict[str, Any]], baseline: dict[str, Any], threshold: float
             ) -> tuple[list[str], list[str]]:
     """(report lines, regressions): each gated figure against the baseline; higher is slower."""

@@ -20,7 +20,22 @@ def harness_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def _write_baseline(path: str, baseline: dict) -> None:
+    text = json.dumps(baseline, indent=2, sort_keys=True) + "\n"
+    atomic_write(Path(path), lambda fh: fh.write(text.encode()))
+    print(f"baseline written: {path}")
+
+
 def run_bench(args: argparse.Namespace) -> int:
+    if args.baseline_from:
+        if not args.save_baseline:
+            raise NstError("--baseline-from needs --save-baseline FILE")
+        missing = [p for p in args.baseline_from if not Path(p).is_file()]
+        if missing:
+            raise NstError(f"--baseline-from {missing[0]}: no such file")
+        _write_baseline(args.save_baseline,
+                        bench.baseline_from_runs([bench.load_json(p) for p in args.baseline_from]))
+        return 0
     json_path = Path(args.json)
     if args.compare and not Path(args.compare).is_file():
         raise NstError(f"--compare {args.compare}: no such file")
@@ -45,10 +60,7 @@ def run_bench(args: argparse.Namespace) -> int:
     print(bench.format_table(rows, unavailable))
     print(f"\npytest-benchmark JSON: {json_path}")
     if args.save_baseline:
-        baseline = bench.baseline_from_rows(rows)
-        text = json.dumps(baseline, indent=2, sort_keys=True) + "\n"
-        atomic_write(Path(args.save_baseline), lambda fh: fh.write(text.encode()))
-        print(f"baseline written: {args.save_baseline}")
+        _write_baseline(args.save_baseline, bench.baseline_from_runs([data], "one run"))
     if args.compare:
         saved = bench.load_json(args.compare)
         baseline = saved if "rows" in saved else bench.baseline_from_rows(bench.rows_from_json(saved))

@@ -125,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a saved run (pytest-benchmark JSON) or baseline file to compare with")
     bench.add_argument("--fail-above", type=_weight, metavar="PCT",
                        help="with --compare: exit 1 if a gated figure got worse by more than PCT %%")
-    bench.add_argument("--save-baseline", metavar="FILE", help="write this run as a baseline file")
+    bench.add_argument("--save-baseline", metavar="FILE", help="write a baseline file (this run,"
+                       " or with --baseline-from the slowest of saved runs per row)")
+    bench.add_argument("--baseline-from", nargs="+", metavar="RUN.json",
+                       help="with --save-baseline: build it from these saved runs, timing nothing")
 
     new = sub.add_parser("new-plugin", help="write a loss plugin skeleton to start from",
                          description="Write nstcore-NAME/: pyproject with the entry point, a loss,"

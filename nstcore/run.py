@@ -168,7 +168,13 @@ def seed_everything(seed: int | None) -> None:
 def stylize(content: Any, style: Any, *, on_step: Callable | None = None,
             announce: Callable[[str], None] | None = None, **options: Any):
     """The Python API behind :func:`nstcore.stylize`; returns an engine ``Result``."""
-    settings = options.pop("settings", None) or Settings(**options)
+    settings = options.pop("settings", None)
+    if settings is None:
+        known = set(Settings.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise InputError(f"unknown option {unknown[0]!r} (options: {', '.join(sorted(known))})")
+        settings = Settings(**options)
     settings.check()
     prepared = prepare_run(settings, content, style, announce=announce)
     return prepared.execute(on_step=on_step)

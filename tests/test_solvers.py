@@ -42,3 +42,10 @@ def test_adam_per_step_losses_match_the_tutorial(tiny_pair, weights_path):
     expected = [float(reference.train_step()[0]) for _ in range(steps)]
     np.testing.assert_allclose([row["total"] for row in result.losses], expected, rtol=1e-5)
     np.testing.assert_allclose(result.image, reference.image.numpy()[0], atol=1e-5)
+
+
+def test_api_refuses_unknown_options_clearly(tiny_pair):
+    from nstcore.errors import InputError
+
+    with pytest.raises(InputError, match="unknown option 'stpes'"):
+        nstcore.stylize(*tiny_pair, stpes=3)
