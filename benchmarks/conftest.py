@@ -25,6 +25,8 @@ def pytest_addoption(parser):
     group.addoption("--bench-devices", default="cpu,gpu")
     group.addoption("--bench-compile", default=",".join(bench.COMPILATIONS),
                     help="graph and/or xla (jit_compile)")
+    group.addoption("--bench-precision", default="float32",
+                    help="float32 and/or bfloat16 (nstcore rows; the tutorial is float32)")
     group.addoption("--bench-rounds", type=int, default=5, help="timed steps per benchmark")
     group.addoption("--bench-no-tutorial", action="store_true", help="skip the tutorial reference step")
     group.addoption("--bench-logical-cpus", type=int, default=0,
@@ -40,9 +42,10 @@ def pytest_generate_tests(metafunc):
         for device in _csv(opt("--bench-devices")):
             for compilation in _csv(opt("--bench-compile")):
                 if not opt("--bench-no-tutorial"):
-                    cases.append(("tutorial", "adam", size, device, compilation))
-                for solver in _csv(opt("--bench-solvers")):
-                    cases.append(("nstcore", solver, size, device, compilation))
+                    cases.append(("tutorial", "adam", size, device, compilation, "float32"))
+                for precision in _csv(opt("--bench-precision")):
+                    for solver in _csv(opt("--bench-solvers")):
+                        cases.append(("nstcore", solver, size, device, compilation, precision))
     metafunc.parametrize("case", cases, ids=["-".join(map(str, c)) for c in cases])
 
 

@@ -18,14 +18,14 @@ from .conftest import RESULTS
 def test_train_step(benchmark, case, devices, calibration, rounds):
     import tensorflow as tf
 
-    impl, solver, size, label, compilation = case
+    impl, solver, size, label, compilation, precision = case
     device = devices[label]
     if not device.available:
         pytest.skip(f"{label}: {device.reason}")
     if impl == "tutorial":
         target = bench.tutorial_target(size, device, compilation)
     else:
-        target = bench.nstcore_target(solver, size, device, compilation)
+        target = bench.nstcore_target(solver, size, device, compilation, precision=precision)
     warmup = bench.warm_up(target)
     evaluations_before = target.evaluations()
     bench.reset_peak_memory(device)
@@ -35,6 +35,7 @@ def test_train_step(benchmark, case, devices, calibration, rounds):
     gflop = target.gflop_per_evaluation * evaluations
     info = {
         "impl": impl, "solver": solver, "size": size, "device": label, "compilation": compilation,
+        "precision": precision,
         "device_name": device.name, "tf_version": tf.__version__, "machine": platform.machine(),
         "warmup_seconds": warmup, "evaluations_per_step": evaluations, "gflop_per_step": gflop,
         "gflops": gflop / median, "matmul_gflops": calibration[label],

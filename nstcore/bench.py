@@ -19,6 +19,7 @@ QUICK_SIZES = (64, 128)
 FULL_SIZES = (256, 512)
 SOLVERS = ("adam", "lbfgs")
 COMPILATIONS = ("graph", "xla")
+PRECISIONS = ("float32", "bfloat16")
 #: Set to make the nstcore objective run one redundant extra forward pass (tests the CI gate).
 SLOWDOWN_ENV = "NSTCORE_BENCH_SLOWDOWN"
 #: Treat this TensorFlow device as the "gpu" column (tests the GPU paths on logical CPUs).
@@ -142,7 +143,7 @@ class StepTarget:
 
 
 def nstcore_target(solver: str, size: int, device: BenchDevice, compilation: str,
-                   weights: str | None = None) -> StepTarget:
+                   weights: str | None = None, precision: str = "float32") -> StepTarget:
     import tensorflow as tf
 
     from nstcore.engine import Engine
@@ -151,7 +152,7 @@ def nstcore_target(solver: str, size: int, device: BenchDevice, compilation: str
     content, style = bench_images(size)
     registry = get_plugin_manager().registry
     losses = [registry.get("loss", n).create(name=n) for n in ("content", "gram", "tv")]
-    extractor = registry.get("extractor", "vgg19").create(weights=weights)
+    extractor = registry.get("extractor", "vgg19").create(weights=weights, precision=precision)
     options = {"jit_compile": True} if compilation == "xla" else {}
     engine = Engine(extractor, losses, registry.get("solver", solver).create(**options),
                     device=device.name)
@@ -226,11 +227,13 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
     """Per row: GFLOP/s, fraction of the same device's calibrated matmul, ratio to the tutorial step."""
     tutorial = {(r["size"], r["device"], r["compilation"]): r["median_seconds"]
                 for r in rows if r["impl"] == "tutorial"}
+    graph_tutorial = {(s, d): t for (s, d, c), t in tutorial.items() if c == "graph"}
     for row in rows:
         per_step = row["median_seconds"]
         row["gflops"] = row["gflop_per_step"] / per_step
         row["fraction_of_matmul"] = row["gflops"] / row["matmul_gflops"]
-        reference = tutorial.get((row["size"], row["device"], row["compilation"]))
+        reference = tutorial.get((row["size"], row["device"], row["compilation"])) or \
+            graph_tutorial.get((row["size"], row["device"]))
         row["ratio_to_tutorial"] = per_step / reference if reference else None
 
 
@@ -242,8 +245,9 @@ def pair_devices(rows: list[dict[str, Any]], unavailable: dict[str, str] | None 
     for row in rows:
         if row["impl"] != "nstcore":
             continue
-        key = (row["size"], row["solver"], row["compilation"])
-        line = lines.setdefault(key, {"size": key[0], "solver": key[1], "compilation": key[2]})
+        key = (row["size"], row["solver"], row["compilation"], row.get("precision", "float32"))
+        line = lines.setdefault(key, {"size": key[0], "solver": key[1], "compilation": key[2],
+                                      "precision": key[3]})
         line[row["device"]] = row
     out = []
     for key in sorted(lines):
@@ -257,14 +261,14 @@ def pair_devices(rows: list[dict[str, Any]], unavailable: dict[str, str] | None 
 
 def format_table(rows: list[dict[str, Any]], unavailable: dict[str, str] | None = None) -> str:
     add_ratios(rows)
-    header = ("size", "solver", "compile", "CPU s/step", "GPU s/step", "GPU/CPU speed-up",
+    header = ("size", "solver", "compile", "precision", "CPU s/step", "GPU s/step", "GPU/CPU speed-up",
               "evals/step", "GFLOP/s", "of matmul", "vs tutorial", "peak MB")
     table = [header]
     for line in pair_devices(rows, unavailable):
         cpu, gpu = line.get("cpu"), line.get("gpu")
         main = cpu or gpu
         table.append((
-            str(line["size"]), line["solver"], line["compilation"],
+            str(line["size"]), line["solver"], line["compilation"], line["precision"],
             f"{cpu['median_seconds']:.3f}" if cpu else "-",
             f"{gpu['median_seconds']:.3f}" if gpu else line["gpu_note"],
             f"{line['speedup']:.2f}x" if line["speedup"] else "-",
@@ -291,7 +295,9 @@ GATED_FIGURE = "ratio_to_tutorial"
 
 
 def gate_key(row: dict[str, Any]) -> str:
-    return f"{row['impl']}/{row['solver']}/{row['size']}/{row['device']}/{row['compilation']}"
+    key = f"{row['impl']}/{row['solver']}/{row['size']}/{row['device']}/{row['compilation']}"
+    precision = row.get("precision", "float32")
+    return key if precision == "float32" else f"{key}/{precision}"
 
 
 def baseline_from_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def run_bench(args: argparse.Namespace) -> int:
            "--rootdir", str(harness_dir()), "--benchmark-json", str(json_path),
            "--bench-sizes", ",".join(args.sizes), "--bench-solvers", ",".join(args.solvers),
            "--bench-devices", ",".join(args.devices), "--bench-compile", ",".join(args.compile),
-           "--bench-rounds", str(args.rounds)]
+           "--bench-precision", ",".join(args.precision), "--bench-rounds", str(args.rounds)]
     print(f"nstcore: timing {len(args.sizes)} size(s) x {len(args.solvers)} solver(s) x"
           f" {len(args.compile)} compilation(s) on {', '.join(args.devices)} ...", file=sys.stderr)
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -42,6 +42,7 @@ class Settings:
     device: str = "auto"
     weights: str | None = None
     jit_compile: bool = False
+    precision: str = "float32"  # or "bfloat16": the extractor's convolutions
     memory_limit: float | None = None  # GiB; None: the machine's available memory
     solver_options: dict[str, Any] = field(default_factory=dict)
 
@@ -60,6 +61,8 @@ class Settings:
             _weight("--memory-limit", self.memory_limit)
         if not self.losses:
             raise InputError("--losses needs at least one loss name")
+        if self.precision not in ("float32", "bfloat16"):
+            raise InputError(f"--precision must be float32 or bfloat16, got '{self.precision}'")
         if self.init not in ("content", "noise"):
             raise InputError(f"--init must be 'content' or 'noise', got '{self.init}'")
         if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)
@@ -110,6 +113,8 @@ def build_components(settings: Settings, announce: Callable[[str], None] | None 
         extractor_options = {"weights": settings.weights, "announce": announce}
     elif settings.weights:
         extractor_options = {"weights": settings.weights}
+    if settings.precision != "float32":
+        extractor_options["precision"] = settings.precision
     losses = []
     for component in loss_components:
         factory = component.load()

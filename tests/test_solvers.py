@@ -49,3 +49,11 @@ def test_api_refuses_unknown_options_clearly(tiny_pair):
 
     with pytest.raises(InputError, match="unknown option 'stpes'"):
         nstcore.stylize(*tiny_pair, stpes=3)
+
+
+def test_bfloat16_precision_runs_close_to_float32(tiny_pair, weights_path):
+    full = _run(tiny_pair, weights_path, optimizer="adam", steps=3)
+    fast = _run(tiny_pair, weights_path, optimizer="adam", steps=3, precision="bfloat16")
+    for a, b in zip(full.losses, fast.losses):
+        assert b["total"] == pytest.approx(a["total"], rel=0.05)
+    assert fast.image.min() >= 0.0 and fast.image.max() <= 1.0
