@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nstcore import bench
 from nstcore.errors import NstError
-from nstcore.imageio import atomic_write
+from nstcore.files import atomic_write
 
 
 def harness_dir() -> Path:

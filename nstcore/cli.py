@@ -27,24 +27,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"nstcore: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _whole(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole_number(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``, with a one-line complaint."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got '{text}'") from None
+        if value < minimum:
+            floor = "at least 1" if minimum == 1 else f"{minimum} or more"
+            raise argparse.ArgumentTypeError(f"must be {floor}, got {value}")
+        return value
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+_whole = _whole_number(1)
+_seed = _whole_number(0)
 
 
 def _weight(text: str) -> float:
@@ -295,24 +295,11 @@ def _run(args: argparse.Namespace, content: str, style: str, demo: bool = False)
 
 
 def _check_report_path(report: str | None, avoid: tuple) -> Path | None:
-    from nstcore.imageio import folder_writable
+    from nstcore.files import check_new_file
 
     if report is None:
         return None
-    path = Path(report)
-    if path.suffix.lower() != ".json":
-        raise InputError(f"--report {path}: the report is JSON; give a path ending in .json")
-    if path.is_dir():
-        raise InputError(f"--report {path}: is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"--report {path}: folder {parent} does not exist")
-    if not folder_writable(parent):
-        raise InputError(f"--report {path}: folder {parent} is not writable")
-    for other in avoid:
-        if path.resolve() == Path(other).resolve():
-            raise InputError(f"--report {path}: would overwrite {other}")
-    return path
+    return check_new_file(report, {".json"}, what="report", flag="--report", inputs=avoid)
 
 
 def _snapshot_path(output: Path, step: int) -> Path:

@@ -8,7 +8,6 @@ then a rename, so an interrupted run never leaves a truncated image.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from nstcore.errors import InputError
+from nstcore.files import atomic_write, check_new_file
 
 #: Images above this many pixels are refused (decompression-bomb guard); ``NSTCORE_MAX_PIXELS``.
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -124,36 +124,8 @@ def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
-    """Refuse an output path that cannot be written or would overwrite an input, before any work."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise InputError(f"{path}: unsupported output format '{suffix or '(none)'}'"
-                         f" (use one of {', '.join(sorted(OUTPUT_SUFFIXES))})")
-    if path.is_dir():
-        raise InputError(f"{path}: output path is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{path}: output folder {parent} does not exist")
-    if not folder_writable(parent):
-        raise InputError(f"{path}: output folder {parent} is not writable")
-    for source in inputs:
-        source = Path(source)
-        if source.exists() and path.exists() and os.path.samefile(source, path) or \
-                path.resolve() == source.resolve():
-            raise InputError(f"{path}: output path is the same file as input {source}")
-    return path
-
-
-def folder_writable(folder: Path) -> bool:
-    """Try it: permission bits say little to root or on read-only mounts."""
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".nstcore-probe-")
-    except OSError:
-        return False
-    os.close(fd)
-    os.unlink(probe)
-    return True
+    """Refuse an output image path before any work (see :func:`nstcore.files.check_new_file`)."""
+    return check_new_file(path, OUTPUT_SUFFIXES, what="output", inputs=inputs)
 
 
 def to_uint8(image: Any) -> np.ndarray:
@@ -170,22 +142,3 @@ def save_image(path: str | os.PathLike, image: Any) -> Path:
     fmt = OUTPUT_SUFFIXES.get(path.suffix.lower(), "PNG")
     pil = Image.fromarray(to_uint8(image), mode="RGB")
     return atomic_write(path, lambda fh: pil.save(fh, format=fmt))
-
-
-def atomic_write(path: Path, write: Any) -> Path:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
-                               prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path

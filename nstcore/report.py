@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from nstcore.imageio import atomic_write
+from nstcore.files import atomic_write
 
 PACKAGES = ("nstcore", "tensorflow", "tensorflow-probability", "keras", "tf-keras", "numpy",
             "pillow", "pluggy")

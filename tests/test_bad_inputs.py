@@ -130,7 +130,7 @@ CASES = {
     "weights file not h5": (lambda a, t, m: a + ["--weights", str(_write("vgg.pth", b"x")(t))],
                             "not a Keras weights file"),
     "report folder missing": (_extra("--report", "/nonexistent/dir/r.json"), "does not exist"),
-    "report not json": (_extra("--report", "report.txt"), "give a path ending in .json"),
+    "report not json": (_extra("--report", "report.txt"), "--report report.txt: unsupported report format '.txt' (use one of .json)"),
     "seed negative": (_extra("--seed", "-1"), "--seed: must be 0 or more"),
     "save-every zero": (_extra("--save-every", "0"), "--save-every: must be at least 1"),
     "init unknown": (_extra("--init", "zeros"), "invalid choice: 'zeros'"),
