@@ -81,6 +81,7 @@ def _env(name, value, then=None):
 
 def _mkdir(tmp):
     (tmp / "adir").mkdir(exist_ok=True)
+    (tmp / "looks-like.png").mkdir(exist_ok=True)
     return tmp / "adir"
 
 
@@ -123,10 +124,12 @@ CASES = {
     "output folder read-only": (_output(lambda t: Path("/proc/nstcore-out.png")), "not writable"),
     "output equals the content input": (_output(lambda t: t / "content.png"), "same file as input"),
     "output format unsupported": (_output(lambda t: t / "out.xyz"), "unsupported output format"),
-    "output path is a directory": (_output(lambda t: _mkdir(t) / ".." / "adir"), "unsupported output format"),
+    "output path is a directory": (_output(lambda t: _mkdir(t).with_name("looks-like.png")), "is a directory"),
     "weights file missing": (_extra("--weights", "/nonexistent/vgg.h5"), "does not exist"),
     "weights file corrupt": (lambda a, t, m: a + ["--weights", str(_write("bad.weights.h5", b"\x89HDF junk" * 50)(t))],
                              "cannot load VGG19 weights"),
+    "weights file truncated": (lambda a, t, m: a + ["--weights", str(_truncated_weights(t))],
+                               "cannot load VGG19 weights"),
     "weights file not h5": (lambda a, t, m: a + ["--weights", str(_write("vgg.pth", b"x")(t))],
                             "not a Keras weights file"),
     "report folder missing": (_extra("--report", "/nonexistent/dir/r.json"), "does not exist"),
@@ -137,6 +140,15 @@ CASES = {
     "pixel limit not a number": (_env("NSTCORE_MAX_PIXELS", "lots"), "NSTCORE_MAX_PIXELS must be a whole number"),
     "memory estimate above the limit": (_extra("--memory-limit", "0.1"), "needs about"),
 }
+
+
+def _truncated_weights(tmp):
+    from nstcore.weights import resolve
+
+    data = Path(resolve().path).read_bytes()
+    path = tmp / "cut.weights.h5"
+    path.write_bytes(data[: len(data) // 3])
+    return path
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

@@ -56,7 +56,9 @@ class VGG19Extractor(FeatureExtractor):
             base = keras.applications.VGG19(include_top=False, weights=self.weights_info.path)
         except Exception as exc:
             raise WeightsError(f"cannot load VGG19 weights from {self.weights_info.path}:"
-                               f" {type(exc).__name__}: {str(exc)[:200]}") from None
+                               f" {type(exc).__name__}: {str(exc)[:200]}; it is corrupt or not a"
+                               " Keras VGG19 no-top file (download it again, or drop --weights and"
+                               " run `nstcore weights fetch`)") from None
         self.selected = tuple(dict.fromkeys(layers))
         deepest = max(self.layers.index(name) for name in self.selected)
         dtype = tf.as_dtype(self.precision)
