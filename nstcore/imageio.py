@@ -104,6 +104,16 @@ def to_rgb_float(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 
+def long_side_shape(height: int, width: int, size: int) -> tuple[int, int]:
+    """(h, w) with the long side exactly ``size``; the short side truncated as the tutorial does."""
+    if max(height, width) == size:
+        return height, width
+    shape = np.array([height, width], dtype=np.float32)
+    new_shape = np.maximum((shape * (np.float32(size) / shape.max())).astype(np.int32), 1)
+    new_shape[int(np.argmax(shape))] = size
+    return int(new_shape[0]), int(new_shape[1])
+
+
 def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     """Scale so the long side is exactly ``size`` (bilinear ``tf.image.resize``, as the tutorial).
 
@@ -111,16 +121,12 @@ def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     side is set to ``size`` itself (the tutorial's float rounding can give ``size - 1``). An image
     whose long side already equals ``size`` is returned untouched.
     """
-    h, w = image.shape[:2]
-    if max(h, w) == size:
+    target = long_side_shape(image.shape[0], image.shape[1], size)
+    if target == image.shape[:2]:
         return image
     import tensorflow as tf
 
-    shape = np.array([h, w], dtype=np.float32)
-    scale = np.float32(size) / shape.max()
-    new_shape = np.maximum((shape * scale).astype(np.int32), 1)
-    new_shape[int(np.argmax(shape))] = size
-    return tf.image.resize(image, new_shape).numpy().astype(np.float32)
+    return tf.image.resize(image, target).numpy().astype(np.float32)
 
 
 def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:

@@ -129,13 +129,9 @@ def build_components(settings: Settings, announce: Callable[[str], None] | None 
     return extractor, losses, solver, origins
 
 
-def load_inputs(content: Any, style: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Content and style as float arrays with long side ``size`` (paths or arrays accepted).
-
-    Both files are read (and refused) before TensorFlow is loaded for the resizing.
-    """
-    from nstcore.imageio import load_image, resize_long_side
-    from nstcore.tfload import load_tensorflow
+def read_inputs(content: Any, style: Any) -> list[tuple[str, np.ndarray]]:
+    """Content and style as float arrays at their own size (paths or arrays accepted)."""
+    from nstcore.imageio import load_image
 
     arrays = []
     for label, value in (("content", content), ("style", style)):
@@ -148,16 +144,31 @@ def load_inputs(content: Any, style: Any, size: int) -> tuple[np.ndarray, np.nda
         if not np.isfinite(array).all():
             raise InputError(f"{label} array holds NaN or infinite values")
         arrays.append((label, array))
-    load_tensorflow()
-    images = []
+    return arrays
+
+
+def resize_inputs(arrays: list[tuple[str, np.ndarray]], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both images with long side ``size``; a short side too small for VGG19 is refused first."""
+    from nstcore.imageio import long_side_shape, resize_long_side
+    from nstcore.tfload import load_tensorflow
+
     for label, array in arrays:
-        resized = resize_long_side(array, size)
-        if min(resized.shape[:2]) < MIN_FEATURE_SIDE:
+        short = min(long_side_shape(array.shape[0], array.shape[1], size))
+        if short < MIN_FEATURE_SIDE:
             raise InputError(f"{label} image is {array.shape[1]}x{array.shape[0]}; at --size {size}"
-                             f" its short side is {min(resized.shape[:2])} px, below the"
-                             f" {MIN_FEATURE_SIDE} px VGG19 needs (use a larger --size)")
-        images.append(np.clip(resized, 0.0, 1.0))
-    return images[0], images[1]
+                             f" its short side is {short} px, below the {MIN_FEATURE_SIDE} px"
+                             " VGG19 needs (use a larger --size)")
+    load_tensorflow()
+    content, style = (np.clip(resize_long_side(array, size), 0.0, 1.0) for _, array in arrays)
+    return content, style
+
+
+def load_inputs(content: Any, style: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Content and style as float arrays with long side ``size`` (paths or arrays accepted).
+
+    Both files are read (and refused) before TensorFlow is loaded for the resizing.
+    """
+    return resize_inputs(read_inputs(content, style), size)
 
 
 def seed_everything(seed: int | None) -> None:
@@ -215,12 +226,17 @@ def prepare_run(settings: Settings, content: Any, style: Any,
     from nstcore.engine import Engine
     from nstcore.resources import check_memory
 
+    from nstcore.imageio import long_side_shape
+    from nstcore.tfload import load_tensorflow
+
     check_plugin_names(settings)
-    content_image, style_image = load_inputs(content, style, settings.size)
-    device = resolve_device(settings.device)
+    arrays = read_inputs(content, style)
+    load_tensorflow()  # quietly, before any plugin module imports it
     extractor, losses, solver, origins = build_components(settings, announce=announce)
-    check_memory(content_image.shape[0] * content_image.shape[1],
-                 _floats_per_pixel(extractor, losses), settings.memory_limit)
+    height, width = long_side_shape(*arrays[0][1].shape[:2], settings.size)
+    check_memory(height * width, _floats_per_pixel(extractor, losses), settings.memory_limit)
+    content_image, style_image = resize_inputs(arrays, settings.size)
+    device = resolve_device(settings.device)
     seed_everything(settings.seed)
     if settings.init == "noise":
         rng = np.random.default_rng(settings.seed)

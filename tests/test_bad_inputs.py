@@ -139,6 +139,7 @@ CASES = {
     "init unknown": (_extra("--init", "zeros"), "invalid choice: 'zeros'"),
     "pixel limit not a number": (_env("NSTCORE_MAX_PIXELS", "lots"), "NSTCORE_MAX_PIXELS must be a whole number"),
     "memory estimate above the limit": (_extra("--memory-limit", "0.1"), "needs about"),
+    "size far beyond the machine's memory": (_replace("--size", "30000"), "but available memory is"),
 }
 
 
