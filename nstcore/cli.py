@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,6 +18,7 @@ from nstcore import __version__
 from nstcore.errors import InputError, NstError
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_NONFINITE = 3
 
 
@@ -272,9 +274,17 @@ def _run(args: argparse.Namespace, content: str, style: str, demo: bool = False)
         if args.save_every and info.step % args.save_every == 0 and info.step < settings.steps:
             save_image(_snapshot_path(output, info.step), info.image)
 
+    terminated = []
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        terminated.append(signum)
+        raise KeyboardInterrupt  # stop like Ctrl-C: the current image and report are saved
+
+    previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         result = prepared.execute(on_step=on_step)
     finally:
+        signal.signal(signal.SIGTERM, previous_handler)
         progress.close()
     save_image(output, result.image)
     if report_path is not None:
@@ -283,8 +293,9 @@ def _run(args: argparse.Namespace, content: str, style: str, demo: bool = False)
                               output=str(output))
         write_report(report_path, report)
     if result.stopped == "interrupted":
-        _error(f"{result.message}; saved the current image to {output}")
-        return EXIT_INTERRUPTED
+        cause = " (terminated)" if terminated else ""
+        _error(f"{result.message}{cause}; saved the current image to {output}")
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     if result.stopped == "nonfinite":
         _error(f"{result.message}; saved it to {output}")
         return EXIT_NONFINITE

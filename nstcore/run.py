@@ -100,7 +100,7 @@ def check_plugin_names(settings: Settings) -> None:
 
 
 def build_components(settings: Settings, announce: Callable[[str], None] | None = None) -> tuple:
-    """(extractor, losses, solver) built by name from the registered plugins."""
+    """(extractor, losses, solver, {loss name: plugin label}) built by name from the plugins."""
     registry = get_plugin_manager().registry
     loss_components = [registry.get("loss", name) for name in settings.losses]
     solver_options = dict(settings.solver_options)

@@ -24,7 +24,9 @@ TESTS = Path(__file__).resolve().parent
 
 
 # -- during a run -------------------------------------------------------------------------------
-def test_ctrl_c_saves_the_current_image_and_report_and_exits_130(image_files, tmp_path, weights_path):
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_kill_saves_the_current_image_and_report(sig, code, image_files, tmp_path,
+                                                           weights_path):
     content, style = image_files
     out, report = tmp_path / "out.png", tmp_path / "r.json"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -38,10 +40,9 @@ def test_ctrl_c_saves_the_current_image_and_report_and_exits_130(image_files, tm
         seen.append(line)
         if line.startswith("step 3/") or time.time() > deadline:
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     rest = proc.stderr.read()
-    code = proc.wait(timeout=60)
-    assert code == 130, "".join(seen) + rest
+    assert proc.wait(timeout=60) == code, "".join(seen) + rest
     assert "interrupted after" in rest and f"saved the current image to {out}" in rest
     assert "Traceback" not in rest
     assert Image.open(out).size == (32, 32)
