@@ -77,6 +77,11 @@ def test_honours_the_loss_contract():
     check_loss({cls})
 
 
+def test_found_through_its_entry_point(nstcore_plugins):
+    # nstcore_plugins (a fixture nstcore provides to pytest) sees what `nstcore plugins` sees
+    assert nstcore_plugins.registry.get("loss", "{name}").plugin.distribution == "{dist}"
+
+
 def test_is_zero_when_the_image_is_the_style_image():
     extractor = TinyVGG()
     loss = {cls}()

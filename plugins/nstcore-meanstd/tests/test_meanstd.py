@@ -2,10 +2,9 @@
 import json
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
-from nstcore import cli, plugins
+from nstcore import cli
 from nstcore.run import asset
 from nstcore.testing import check_loss
 from nstcore_meanstd.loss import MeanStdStyleLoss, channel_moments
@@ -23,15 +22,9 @@ def test_moments_are_per_channel_mean_and_std():
     np.testing.assert_allclose(std.numpy()[0], np.sqrt(flat.var(0) + 1e-5), rtol=1e-4)
 
 
-@pytest.fixture
-def autoload(monkeypatch):
-    monkeypatch.setenv("NSTCORE_DISABLE_PLUGIN_AUTOLOAD", "0")
-    plugins.reset_plugin_manager()
-    yield
-    plugins.reset_plugin_manager()
-
-
-def test_listed_and_stylises_with_the_builtins(autoload, tmp_path, capsys):
+def test_listed_and_stylises_with_the_builtins(nstcore_plugins, tmp_path, capsys):
+    component = nstcore_plugins.registry.get("loss", "meanstd")
+    assert component.plugin.distribution == "nstcore-meanstd"  # found through the entry point
     assert cli.main(["plugins"]) == 0
     listing = capsys.readouterr().out
     assert any(l.split()[:4] == ["loss", "meanstd", "meanstd", "nstcore-meanstd"] for l in listing.splitlines())

@@ -2,10 +2,9 @@
 import json
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
-from nstcore import cli, plugins
+from nstcore import cli
 from nstcore.run import asset
 from nstcore.testing import check_loss
 from nstcore_wasserstein.loss import GaussianW2StyleLoss, mean_and_covariance, psd_sqrt, w2_squared
@@ -25,15 +24,9 @@ def test_w2_is_zero_for_identical_and_exact_for_diagonal_gaussians():
     np.testing.assert_allclose(float(w2_squared(m1, s1, m2, s2, psd_sqrt(s2))), 9.0, rtol=1e-5)
 
 
-@pytest.fixture
-def autoload(monkeypatch):
-    monkeypatch.setenv("NSTCORE_DISABLE_PLUGIN_AUTOLOAD", "0")
-    plugins.reset_plugin_manager()
-    yield
-    plugins.reset_plugin_manager()
-
-
-def test_listed_and_stylises_combined_with_the_builtins(autoload, tmp_path, capsys):
+def test_listed_and_stylises_combined_with_the_builtins(nstcore_plugins, tmp_path, capsys):
+    component = nstcore_plugins.registry.get("loss", "w2gauss")
+    assert component.plugin.distribution == "nstcore-wasserstein"  # found through the entry point
     assert cli.main(["plugins"]) == 0
     listing = capsys.readouterr().out
     assert any(l.split()[:4] == ["loss", "w2gauss", "wasserstein", "nstcore-wasserstein"]
