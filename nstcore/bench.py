@@ -319,9 +319,14 @@ def baseline_from_runs(runs: list[dict[str, Any]], note: str = "") -> dict[str, 
 
 def compare(rows: list[dict[str, Any]], baseline: dict[str, Any], threshold: float
             ) -> tuple[list[str], list[str]]:
-    """(report lines, regressions): each gated figure against the baseline; higher is slower."""
+    """(report lines, regressions): each gated figure against the baseline; higher is slower.
+
+    A row whose recorded run-to-run spread exceeds half the threshold is reported but not gated:
+    its noise alone could cross the threshold.
+    """
     add_ratios(rows)
     report, regressions = [], []
+    spreads = baseline.get("spread", {})
     for row in rows:
         key = gate_key(row)
         if key not in baseline.get("rows", {}) or row[GATED_FIGURE] is None:
@@ -329,6 +334,9 @@ def compare(rows: list[dict[str, Any]], baseline: dict[str, Any], threshold: flo
         before, now = baseline["rows"][key], row[GATED_FIGURE]
         change = now / before - 1.0
         line = f"{key}: {GATED_FIGURE} {before:.3f} -> {now:.3f} ({change:+.1%})"
+        if spreads.get(key, 0.0) > threshold / 2:
+            report.append(f"{line} (not gated: run-to-run spread {spreads[key]:.0%})")
+            continue
         report.append(line)
         if change > threshold:
             regressions.append(line)

@@ -42,6 +42,10 @@ def test_gate_flags_only_regressions_beyond_the_threshold():
     assert len(report) == 1 and "+20.0%" in report[0] and regressions == []
     slow = [_row("tutorial", "adam", 64, "cpu", 0.1), _row("nstcore", "adam", 64, "cpu", 0.14)]
     assert len(bench.compare(slow, baseline, 0.25)[1]) == 1
+    # a row too noisy to gate is reported, not failed
+    noisy_baseline = dict(baseline, spread={"nstcore/adam/64/cpu/graph": 0.3})
+    report, regressions = bench.compare(slow, noisy_baseline, 0.25)
+    assert regressions == [] and "not gated: run-to-run spread 30%" in report[0]
 
 
 def test_missing_gpu_is_reported_with_a_reason(monkeypatch):
