@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -345,7 +344,3 @@ def compare(rows: list[dict[str, Any]], baseline: dict[str, Any], threshold: flo
 
 def load_json(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)

@@ -140,11 +140,6 @@ class PluginManager:
         self.info[name] = PluginInfo(name, distribution, version, source or repr(plugin))
         self._registry = None
 
-    def unregister(self, name: str) -> None:
-        self.pm.unregister(name=name)
-        self.info.pop(name, None)
-        self._registry = None
-
     def load_entry_points(self) -> None:
         only_own = os.environ.get(NO_AUTOLOAD_ENV, "") not in ("", "0")
         for ep in md.entry_points(group=GROUP):
