@@ -2,11 +2,14 @@
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from nstcore import cli
 from nstcore.run import asset
 from nstcore.testing import check_loss
+
+pytest.importorskip("nstcore_meanstd", reason="install this plugin first: pip install -e plugins/nstcore-meanstd")
 from nstcore_meanstd.loss import MeanStdStyleLoss, channel_moments
 
 

@@ -2,11 +2,14 @@
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from nstcore import cli
 from nstcore.run import asset
 from nstcore.testing import check_loss
+
+pytest.importorskip("nstcore_wasserstein", reason="install this plugin first: pip install -e plugins/nstcore-wasserstein")
 from nstcore_wasserstein.loss import GaussianW2StyleLoss, mean_and_covariance, psd_sqrt, w2_squared
 
 
