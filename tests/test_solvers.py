@@ -57,3 +57,12 @@ def test_bfloat16_precision_runs_close_to_float32(tiny_pair, weights_path):
     for a, b in zip(full.losses, fast.losses):
         assert b["total"] == pytest.approx(a["total"], rel=0.05)
     assert fast.image.min() >= 0.0 and fast.image.max() <= 1.0
+
+
+def test_noise_init_is_reproducible_with_a_seed(tiny_pair, weights_path):
+    first = _run(tiny_pair, weights_path, optimizer="adam", steps=2, init="noise", seed=3)
+    again = _run(tiny_pair, weights_path, optimizer="adam", steps=2, init="noise", seed=3)
+    other = _run(tiny_pair, weights_path, optimizer="adam", steps=2, init="noise", seed=4)
+    assert [r["total"] for r in first.losses] == [r["total"] for r in again.losses]
+    assert first.losses[0]["total"] != other.losses[0]["total"]
+    assert first.losses[0]["content"] > 0  # it really started away from the content image
