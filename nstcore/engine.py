@@ -122,7 +122,7 @@ class Engine:
 
     def prepare(self, content: np.ndarray, style: np.ndarray) -> None:
         layers = self.layers()
-        with self._device():
+        with self.device_scope():
             if layers:
                 self.extractor.select(layers)
                 content_features = self.extractor(tf.constant(content[None], tf.float32))
@@ -137,13 +137,18 @@ class Engine:
 
         Run each ``step()`` inside ``engine.device_scope()`` so it lands on the engine's device.
         """
-        self.prepare(content, style)
-        start = np.asarray(content if init is None else init, dtype=np.float32)[None]
-        with self._device():
+        start = self._begin(content, style, init)
+        with self.device_scope():
             return self.solver.start(self.objective, tf.constant(start))
 
     def device_scope(self) -> Any:
-        return self._device()
+        """``tf.device`` of the engine's device (a no-op when none was given)."""
+        return tf.device(self.device) if self.device else contextlib.nullcontext()
+
+    def _begin(self, content: np.ndarray, style: np.ndarray, init: np.ndarray | None) -> np.ndarray:
+        """Prepare the losses' targets; the starting image as [1, h, w, 3] float32."""
+        self.prepare(content, style)
+        return np.asarray(content if init is None else init, dtype=np.float32)[None]
 
     def run(self, content: np.ndarray, style: np.ndarray, steps: int, *,
             init: np.ndarray | None = None,
@@ -155,8 +160,7 @@ class Engine:
         """
         if steps < 1:
             raise InputError(f"steps must be at least 1, got {steps}")
-        self.prepare(content, style)
-        start = np.asarray(content if init is None else init, dtype=np.float32)[None]
+        start = self._begin(content, style, init)
         result = Result(image=start[0].copy(), device=self.device or "default")
         clock = {"last": time.perf_counter(), "start": time.perf_counter()}
 
@@ -188,12 +192,9 @@ class Engine:
             return True
 
         try:
-            with self._device():
+            with self.device_scope():
                 self.solver.minimize(self.objective, tf.constant(start), steps, callback)
         except KeyboardInterrupt:
             result.stopped = "interrupted"
             result.message = f"interrupted after {result.steps} step(s)"
         return result
-
-    def _device(self) -> Any:
-        return tf.device(self.device) if self.device else contextlib.nullcontext()
