@@ -41,11 +41,11 @@ class TinyVGG(FeatureExtractor):
     def __init__(self, width: int = 4, seed: int = 0) -> None:
         tf = _tf()
         rng = np.random.default_rng(seed)
-        self.kernels, cin = [], 3
-        for _name, _, _ in VGG19_CONV_LAYERS:
+        self.params, cin = [], 3
+        for name, _, _ in VGG19_CONV_LAYERS:
             scale = np.sqrt(2.0 / (9 * cin))
-            self.kernels.append((tf.constant(rng.normal(0, scale, (3, 3, cin, width)), tf.float32),
-                                 tf.constant(rng.normal(0, 0.1, (width,)), tf.float32)))
+            self.params.append((name, tf.constant(rng.normal(0, scale, (3, 3, cin, width)), tf.float32),
+                                tf.constant(rng.normal(0, 0.1, (width,)), tf.float32)))
             cin = width
         self.selected: tuple[str, ...] = ()
 
@@ -57,19 +57,11 @@ class TinyVGG(FeatureExtractor):
 
     def __call__(self, image: Any) -> Features:
         tf = _tf()
+        from nstcore_builtins.vgg19 import conv_stack
+
+        deepest = max(self.layers.index(n) for n in self.selected)
         x = self.preprocess(tf.convert_to_tensor(image, tf.float32))
-        out, deepest = {}, max(self.layers.index(n) for n in self.selected)
-        block = 1
-        for index, ((name, _, _), (kernel, bias)) in enumerate(zip(VGG19_CONV_LAYERS, self.kernels)):
-            if int(name[5]) != block:
-                x = tf.nn.max_pool2d(x, 2, 2, "VALID")
-                block = int(name[5])
-            x = tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME") + bias)
-            if name in self.selected:
-                out[name] = x
-            if index == deepest:
-                break
-        return out
+        return conv_stack(x, self.params[:deepest + 1], self.selected)
 
 
 def tiny_images(size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

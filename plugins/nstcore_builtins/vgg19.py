@@ -13,6 +13,24 @@ from nstcore.weights import VGG19_CONV_LAYERS, WeightsInfo, resolve
 PRECISIONS = ("float32", "bfloat16")
 
 
+def conv_stack(x: tf.Tensor, params: Sequence[tuple[str, tf.Tensor, tf.Tensor]],
+               selected: Sequence[str]) -> Features:
+    """VGG's body: 3x3 conv + ReLU per layer, 2x2 max-pool between blocks (``blockN_convM``).
+
+    ``params`` are (layer name, HWIO kernel, bias) in network order, up to the deepest layer
+    wanted; returns the selected layers' activations as float32.
+    """
+    features, block = {}, 1
+    for name, kernel, bias in params:
+        if int(name[5]) != block:  # VGG19 max-pools between blocks
+            x = tf.nn.max_pool2d(x, 2, 2, "VALID")
+            block = int(name[5])
+        x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias))
+        if name in selected:
+            features[name] = tf.cast(x, tf.float32)
+    return features
+
+
 class VGG19Extractor(FeatureExtractor):
     """Keras ``VGG19(include_top=False)`` weights, Caffe-style preprocessing (BGR, mean-subtracted).
 
@@ -75,15 +93,7 @@ class VGG19Extractor(FeatureExtractor):
         if not self._params:
             raise RuntimeError("call select(layers) before extracting features")
         x = tf.cast(self.preprocess(image), self._params[0][1].dtype)
-        features, block = {}, 1
-        for name, kernel, bias in self._params:
-            if int(name[5]) != block:  # VGG19 max-pools between blocks
-                x = tf.nn.max_pool2d(x, 2, 2, "VALID")
-                block = int(name[5])
-            x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias))
-            if name in self.selected:
-                features[name] = tf.cast(x, tf.float32)
-        return features
+        return conv_stack(x, self._params, self.selected)
 
     def describe(self) -> dict[str, Any]:
         return {"weights": self.weights_info.as_dict(), "precision": self.precision}
