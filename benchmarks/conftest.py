@@ -27,7 +27,11 @@ def pytest_addoption(parser):
                     help="graph and/or xla (jit_compile)")
     group.addoption("--bench-precision", default="float32",
                     help="float32 and/or bfloat16 (nstcore rows; the tutorial is float32)")
-    group.addoption("--bench-rounds", type=int, default=5, help="timed steps per benchmark")
+    group.addoption("--bench-rounds", type=int, default=5, help="timed steps per benchmark (at least)")
+    group.addoption("--bench-min-time", type=float, default=2.0,
+                    help="seconds each row is timed for at least (short steps get more rounds)")
+    group.addoption("--bench-run-loop", action="store_true",
+                    help="also time Adam through the engine's run loop (impl 'run')")
     group.addoption("--bench-no-tutorial", action="store_true", help="skip the tutorial reference step")
     group.addoption("--bench-logical-cpus", type=int, default=0,
                     help="split the CPU into N logical devices (to test multi-device code paths)")
@@ -46,6 +50,8 @@ def pytest_generate_tests(metafunc):
                 for precision in _csv(opt("--bench-precision")):
                     for solver in _csv(opt("--bench-solvers")):
                         cases.append(("nstcore", solver, size, device, compilation, precision))
+                if opt("--bench-run-loop") and compilation == "graph":
+                    cases.append(("run", "adam", size, device, "graph", "float32"))
     metafunc.parametrize("case", cases, ids=["-".join(map(str, c)) for c in cases])
 
 
@@ -76,6 +82,17 @@ def calibration(devices):
 @pytest.fixture
 def rounds(request):
     return request.config.getoption("--bench-rounds")
+
+
+@pytest.fixture
+def min_time(request):
+    return request.config.getoption("--bench-min-time")
+
+
+@pytest.fixture
+def paired(request):
+    """Whether nstcore rows are also timed in pairs with the tutorial's step (the gate figure)."""
+    return not request.config.getoption("--bench-no-tutorial")
 
 
 def pytest_terminal_summary(terminalreporter):

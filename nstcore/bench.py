@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,20 +117,30 @@ def bench_images(size: int):
     return load_inputs(str(asset("astronaut.png")), str(asset("starry_night.jpg")), size)
 
 
-class _SlowedObjective:
-    """A deliberately slower objective: one redundant extra forward pass (for testing the gate)."""
+def slowdown_fraction() -> float:
+    """``NSTCORE_BENCH_SLOWDOWN`` as a fraction (0.3: every nstcore step takes 30 % longer)."""
+    text = os.environ.get(SLOWDOWN_ENV, "")
+    try:
+        value = float(text) if text else 0.0
+    except ValueError:
+        raise ValueError(f"{SLOWDOWN_ENV} must be a fraction such as 0.3, got {text!r}") from None
+    return value
 
-    def __init__(self, objective: Any) -> None:
-        self.objective = objective
-        self.term_names = objective.term_names
 
-    def __call__(self, image: Any):
-        import tensorflow as tf
+def slowed(step: Callable[[], None], fraction: float) -> Callable[[], None]:
+    """``step`` made ``fraction`` slower by sleeping that share of its own duration afterwards.
 
-        total, terms = self.objective(image)
-        extra = self.objective.extractor(image)
-        waste = tf.add_n([tf.reduce_sum(v) for v in extra.values()])
-        return total + 0.0 * waste, terms
+    For testing the gate only: an exact, known regression of the timed figure.
+    """
+    if fraction <= 0:
+        return step
+
+    def slow_step() -> None:
+        start = time.perf_counter()
+        step()
+        time.sleep(fraction * (time.perf_counter() - start))
+
+    return slow_step
 
 
 @dataclass
@@ -139,10 +150,27 @@ class StepTarget:
     step: Callable[[], None]
     evaluations: Callable[[], int]  # objective evaluations so far
     gflop_per_evaluation: float
+    ran_on: Callable[[], str] = lambda: ""  # the device the last step's result lives on
+
+
+TUTORIAL_LAYERS = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1",
+                   "block5_conv2"]
+
+
+def _extractor_component():
+    from nstcore.plugins import get_plugin_manager
+
+    return get_plugin_manager().registry.get("extractor", "vgg19")
+
+
+def _gflop(layers: list[str], pixels: int) -> float:
+    flops = _extractor_component().load().flops_per_pixel(layers)
+    return 2.0 * flops * pixels / 1e9 if flops else float("nan")  # forward + input gradient
 
 
 def nstcore_target(solver: str, size: int, device: BenchDevice, compilation: str,
-                   weights: str | None = None, precision: str = "float32") -> StepTarget:
+                   precision: str = "float32") -> StepTarget:
+    """nstcore's step, its plugins built through the registry like any run's."""
     import tensorflow as tf
 
     from nstcore.engine import Engine
@@ -151,56 +179,119 @@ def nstcore_target(solver: str, size: int, device: BenchDevice, compilation: str
     content, style = bench_images(size)
     registry = get_plugin_manager().registry
     losses = [registry.get("loss", n).create(name=n) for n in ("content", "gram", "tv")]
-    extractor = registry.get("extractor", "vgg19").create(weights=weights, precision=precision)
-    options = {"jit_compile": True} if compilation == "xla" else {}
-    engine = Engine(extractor, losses, registry.get("solver", solver).create(**options),
-                    device=device.name)
-    if os.environ.get(SLOWDOWN_ENV):
-        engine.objective = _SlowedObjective(engine.objective)
+    component = _extractor_component()
+    extractor = component.create(**component.resolve_options({"precision": precision}))
+    solver_component = registry.get("solver", solver)
+    options = solver_component.resolve_options({"jit_compile": compilation == "xla"})
+    engine = Engine(extractor, losses, solver_component.create(**options), device=device.name)
     stepper = engine.start(content, style)
-    state = {"evaluations": 0}
+    state = {"evaluations": 0, "device": ""}
 
     def step() -> None:
         with engine.device_scope():
-            output = stepper.step()
-            if output is None:
-                raise RuntimeError("solver stopped (converged or line search failed) during the benchmark")
-            total, _, state["evaluations"] = output
+            total, _, state["evaluations"] = stepper.step()
             float(total)
-            float(tf.reduce_sum(stepper.image()))  # the update itself has finished
+            image = stepper.image()
+            float(tf.reduce_sum(image))  # the update itself has finished
+            state["device"] = image.device
 
-    layers = engine.layers()
-    pixels = content.shape[0] * content.shape[1]
-    gflop = 2.0 * extractor.flops_per_pixel(layers) * pixels / 1e9  # forward + input gradient
-    return StepTarget(step, lambda: state["evaluations"], gflop)
+    gflop = _gflop(engine.layers(), content.shape[0] * content.shape[1])
+    return StepTarget(slowed(step, slowdown_fraction()), lambda: state["evaluations"], gflop,
+                      lambda: state["device"])
 
 
-def tutorial_target(size: int, device: BenchDevice, compilation: str,
-                    weights: str | None = None) -> StepTarget:
+def paired_ratios(target: StepTarget, reference: StepTarget, pairs: int) -> list[float]:
+    """``pairs`` interleaved steps of ``target`` and ``reference``: their per-pair time ratios.
+
+    On a shared 2-core machine the speed drifts by tens of per cent within a minute; a ratio of
+    two steps taken back to back (in alternating order) sees the same machine, so its median is
+    the figure the CI gate compares.
+    """
+    ratios = []
+    for index in range(pairs):
+        first, second = (target, reference) if index % 2 == 0 else (reference, target)
+        times = {}
+        for unit in (first, second):
+            start = time.perf_counter()
+            unit.step()
+            times[id(unit)] = time.perf_counter() - start
+        ratios.append(times[id(target)] / times[id(reference)])
+    return ratios
+
+
+def run_loop_pairs(size: int, device: BenchDevice, reference: StepTarget, pairs: int
+                   ) -> tuple[list[float], list[float], float]:
+    """Adam through ``prepare_run(...).execute()``, the whole loop ``nstcore run`` uses (per-step
+    result read-back, image copy, finiteness checks, the on_step hooks), with one ``reference``
+    step inside each step's hook: (run-loop step seconds, ratios to the reference, GFLOP/step).
+
+    A run-loop step is the time from the end of one hook to the start of the next.
+    """
+    from nstcore.run import prepare_run
+    from nstcore.settings import Settings
+
+    content, style = bench_images(size)
+    settings = Settings(optimizer="adam", steps=pairs + 2, size=size)
+    prepared = prepare_run(settings, content, style)
+    prepared.engine.device = device.name
+    fraction = slowdown_fraction()
+    if fraction > 0:
+        prepared.engine.solver.minimize = _slowed_minimize(prepared.engine.solver.minimize, fraction)
+    marks: list[tuple[float, float, float]] = []  # (hook entered, reference seconds, hook left)
+
+    def on_step(info: Any) -> None:
+        entered = time.perf_counter()
+        reference.step()
+        done = time.perf_counter()
+        marks.append((entered, done - entered, time.perf_counter()))
+
+    prepared.execute(on_step=on_step)
+    steps, ratios = [], []
+    for (_, ref_seconds, left), (entered, _, _) in zip(marks[1:], marks[2:]):
+        steps.append(entered - left)
+        ratios.append((entered - left) / ref_seconds)
+    gflop = _gflop(prepared.engine.layers(), content.shape[0] * content.shape[1])
+    return steps, ratios, gflop
+
+
+def _slowed_minimize(minimize: Callable[..., Any], fraction: float) -> Callable[..., Any]:
+    def wrapped(objective: Any, image: Any, steps: int, callback: Any) -> Any:
+        last = {"t": time.perf_counter()}
+
+        def slow_callback(*args: Any) -> Any:
+            time.sleep(fraction * (time.perf_counter() - last["t"]))
+            outcome = callback(*args)
+            last["t"] = time.perf_counter()
+            return outcome
+
+        return minimize(objective, image, steps, slow_callback)
+
+    return wrapped
+
+
+def tutorial_target(size: int, device: BenchDevice, compilation: str) -> StepTarget:
     """The tutorial's own Adam train step, written plainly (benchmarks/tutorial_reference.py)."""
     import tensorflow as tf
 
-    from nstcore.weights import resolve
     from nstcore_benchmarks.tutorial_reference import TutorialRun
-    from nstcore_builtins.vgg19 import VGG19Extractor
 
     content, style = bench_images(size)
+    component = _extractor_component()
+    weights = component.create(**component.resolve_options({})).describe()["weights"]["path"]
     with tf.device(device.name):
-        run = TutorialRun(tf.constant(content[None]), tf.constant(style[None]),
-                          weights or resolve().path, jit_compile=compilation == "xla")
-    state = {"evaluations": 0}
+        run = TutorialRun(tf.constant(content[None]), tf.constant(style[None]), weights,
+                          jit_compile=compilation == "xla")
+    state = {"evaluations": 0, "device": ""}
 
     def step() -> None:
         with tf.device(device.name):
             float(run.train_step()[0])
             float(tf.reduce_sum(run.image))
+            state["device"] = run.image.device
         state["evaluations"] += 1
 
-    layers = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1",
-              "block5_conv2"]
-    pixels = content.shape[0] * content.shape[1]
-    gflop = 2.0 * VGG19Extractor.flops_per_pixel(layers) * pixels / 1e9
-    return StepTarget(step, lambda: state["evaluations"], gflop)
+    gflop = _gflop(TUTORIAL_LAYERS, content.shape[0] * content.shape[1])
+    return StepTarget(step, lambda: state["evaluations"], gflop, lambda: state["device"])
 
 
 def warm_up(target: StepTarget) -> float:
@@ -217,7 +308,8 @@ def rows_from_json(data: dict[str, Any]) -> list[dict[str, Any]]:
     for bench in data.get("benchmarks", []):
         row = dict(bench.get("params") or {})
         row.update(bench.get("extra_info") or {})
-        row["median_seconds"] = bench["stats"]["median"]
+        # a run-loop row times a whole run; its step time is the median of its per-step times
+        row["median_seconds"] = row.get("step_median_seconds") or bench["stats"]["median"]
         rows.append(row)
     return rows
 
@@ -273,7 +365,7 @@ def format_table(rows: list[dict[str, Any]], unavailable: dict[str, str] | None 
             f"{line['speedup']:.2f}x" if line["speedup"] else "-",
             f"{main['evaluations_per_step']:.2f}", f"{main['gflops']:.1f}",
             f"{main['fraction_of_matmul']:.2f}",
-            f"{main['ratio_to_tutorial']:.2f}" if main["ratio_to_tutorial"] else "-",
+            _ratio_cell(main),
             f"{main['peak_memory_mb']:.0f}" if main.get("peak_memory_mb") else "-",
         ))
     tutorial_rows = [r for r in rows if r["impl"] == "tutorial"]
@@ -284,13 +376,27 @@ def format_table(rows: list[dict[str, Any]], unavailable: dict[str, str] | None 
         lines.append("tutorial reference step: " + ", ".join(
             f"{r['size']}px {r['device']} {r['compilation']} {r['median_seconds']:.3f} s"
             f" ({r['fraction_of_matmul']:.2f} of matmul)" for r in tutorial_rows))
+    loop_rows = [r for r in rows if r["impl"] == "run"]
+    if loop_rows:
+        lines.append("run loop (Adam through the engine's run loop, as `nstcore run`): " + ", ".join(
+            f"{r['size']}px {r['device']} {r['median_seconds']:.3f} s/step"
+            f" ({r['paired_ratio']:.2f} of the tutorial step, paired)" for r in loop_rows))
     calibration = {r["device"]: r["matmul_gflops"] for r in rows}
     lines.append("calibrated matmul: " + ", ".join(f"{d} {g:.1f} GFLOP/s" for d, g in calibration.items()))
     return "\n".join(lines)
 
 
+def _ratio_cell(row: dict[str, Any]) -> str:
+    """The paired ratio (what the gate compares) when measured, else the ratio of medians."""
+    if row.get("paired_ratio") is not None:
+        return f"{row['paired_ratio']:.2f}"
+    return f"{row['ratio_to_tutorial']:.2f}" if row.get("ratio_to_tutorial") else "-"
+
+
 # -- the gate -----------------------------------------------------------------------------------
-GATED_FIGURE = "ratio_to_tutorial"
+#: The median over interleaved pairs of (nstcore step / tutorial step): see ``paired_ratios``.
+GATED_FIGURE = "paired_ratio"
+GATED_IMPLS = ("nstcore", "run")  # the solver step alone, and Adam through the run loop
 
 
 def gate_key(row: dict[str, Any]) -> str:
@@ -303,43 +409,76 @@ def baseline_from_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
     add_ratios(rows)
     return {"figure": GATED_FIGURE,
             "rows": {gate_key(r): round(r[GATED_FIGURE], 4) for r in rows
-                     if r["impl"] == "nstcore" and r[GATED_FIGURE] is not None}}
+                     if r["impl"] in GATED_IMPLS and r.get(GATED_FIGURE) is not None}}
+
+
+class BaselineError(ValueError):
+    """Saved runs that cannot make an honest baseline (slowed, partial, or too few)."""
 
 
 def baseline_from_runs(runs: list[dict[str, Any]], note: str = "") -> dict[str, Any]:
-    """The slowest of several saved runs per row (noise stays under the gate), with the spread."""
-    per_run = [baseline_from_rows(rows_from_json(run))["rows"] for run in runs]
+    """The median of several saved runs per row, with the spread (max/min - 1) across them.
+
+    Refuses a run made with the test-only slowdown, and runs that do not all have the same rows
+    (a partial run would silently drop rows from the gate).
+    """
+    per_run = []
+    for index, run in enumerate(runs, 1):
+        rows = rows_from_json(run)
+        if any(r.get("slowdown") for r in rows):
+            raise BaselineError(f"run {index} was made with {SLOWDOWN_ENV} set; a baseline must"
+                                " come from the real engine")
+        per_run.append(baseline_from_rows(rows)["rows"])
+    if not per_run or not per_run[0]:
+        raise BaselineError("no gated rows in these runs")
     keys = sorted(set().union(*per_run))
-    values = {k: [r[k] for r in per_run if k in r] for k in keys}
-    return {"figure": GATED_FIGURE, "note": note or f"slowest of {len(runs)} runs per row",
-            "rows": {k: max(v) for k, v in values.items()},
-            "spread": {k: round(max(v) / min(v) - 1, 4) for k, v in values.items()}}
+    for index, rows in enumerate(per_run, 1):
+        missing = sorted(set(keys) - set(rows))
+        if missing:
+            raise BaselineError(f"run {index} lacks row(s) {', '.join(missing)}; use complete runs")
+    values = {k: sorted(r[k] for r in per_run) for k in keys}
+    return {"figure": GATED_FIGURE, "note": note or f"median of {len(runs)} runs per row",
+            "runs": len(runs),
+            "rows": {k: round(statistics.median(v), 4) for k, v in values.items()},
+            "spread": {k: round(v[-1] / v[0] - 1, 4) for k, v in values.items()}}
 
 
 def compare(rows: list[dict[str, Any]], baseline: dict[str, Any], threshold: float
             ) -> tuple[list[str], list[str]]:
-    """(report lines, regressions): each gated figure against the baseline; higher is slower.
+    """(report lines, failures): each gated figure against the baseline; higher is slower.
 
-    A row whose recorded run-to-run spread exceeds half the threshold is reported but not gated:
-    its noise alone could cross the threshold.
+    Every baseline row must be in the run (a missing row fails), a baseline row whose recorded
+    run-to-run spread exceeds half the threshold fails (its noise alone could cross it: rebuild
+    it with more rounds), and no rows in common is a failure, never a pass.
     """
     add_ratios(rows)
-    report, regressions = [], []
+    report, failures = [], []
     spreads = baseline.get("spread", {})
-    for row in rows:
-        key = gate_key(row)
-        if key not in baseline.get("rows", {}) or row[GATED_FIGURE] is None:
+    measured = {gate_key(r): r[GATED_FIGURE] for r in rows
+                if r["impl"] in GATED_IMPLS and r.get(GATED_FIGURE) is not None}
+    expected = baseline.get("rows", {})
+    if not expected:
+        failures.append("the baseline has no rows")
+    for key in sorted(expected):
+        before = expected[key]
+        if key not in measured:
+            line = f"{key}: in the baseline but not measured in this run"
+            report.append(line)
+            failures.append(line)
             continue
-        before, now = baseline["rows"][key], row[GATED_FIGURE]
+        now = measured[key]
         change = now / before - 1.0
         line = f"{key}: {GATED_FIGURE} {before:.3f} -> {now:.3f} ({change:+.1%})"
         if spreads.get(key, 0.0) > threshold / 2:
-            report.append(f"{line} (not gated: run-to-run spread {spreads[key]:.0%})")
-            continue
+            line += (f" (baseline spread {spreads[key]:.0%} exceeds half the threshold: too noisy"
+                     " to gate; rebuild the baseline with a longer --min-time)")
+            failures.append(line)
+        elif change > threshold:
+            failures.append(line)
         report.append(line)
-        if change > threshold:
-            regressions.append(line)
-    return report, regressions
+    for key in sorted(set(measured) - set(expected)):
+        report.append(f"{key}: not in the baseline (not gated)")
+    return report, failures
 
 
 def load_json(path: str | Path) -> dict[str, Any]:

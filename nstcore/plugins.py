@@ -1,12 +1,15 @@
-"""The plugin manager: loads ``nstcore`` entry points and collects what plugins register.
+"""The plugin manager: loads ``nstcore`` entry points and calls hooks through pluggy.
 
 Built-ins (distribution ``nstcore``) load through the same entry-point group as third-party
-plugins. A third-party plugin that fails to import or to register is reported in one warning line
-and skipped. Environment variables:
+plugins. Every hook is called as ``pm.hook.<name>(...)``, so pluggy's ``tryfirst``/``trylast``
+order, hook wrappers and tracing apply. A third-party plugin that fails to import or fails
+inside a registration hook is reported in one warning line and left out of that hook; the rest
+load. Environment variables:
 
 - ``NSTCORE_DISABLE_PLUGIN_AUTOLOAD=1``: load only nstcore's own entry points (for tests).
 - ``NSTCORE_PLUGINS=mod_a,mod_b``: also load these modules as plugins (no packaging needed).
 - ``NSTCORE_DISABLE_PLUGINS=name,...``: skip these plugins (entry-point or module names).
+- ``NSTCORE_TRACE_PLUGINS=1``: print every hook call and its result on stderr.
 """
 from __future__ import annotations
 
@@ -14,13 +17,16 @@ import importlib
 import importlib.metadata as md
 import os
 import sys
+import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import pluggy
 
 from nstcore import hookspecs
-from nstcore.errors import PluginError
+from nstcore.console import warn
+from nstcore.errors import InputError, PluginError
+from nstcore.options import Option
 
 GROUP = "nstcore"
 OWN_DIST = "nstcore"
@@ -33,11 +39,7 @@ _HOOK_FOR_KIND = {
 NO_AUTOLOAD_ENV = "NSTCORE_DISABLE_PLUGIN_AUTOLOAD"
 EXTRA_ENV = "NSTCORE_PLUGINS"
 DISABLE_ENV = "NSTCORE_DISABLE_PLUGINS"
-
-
-def warn(message: str) -> None:
-    """One warning line on stderr; plugin problems must never drown the user's output."""
-    print(f"nstcore: warning: {message}", file=sys.stderr)
+TRACE_ENV = "NSTCORE_TRACE_PLUGINS"
 
 
 @dataclass
@@ -50,18 +52,23 @@ class PluginInfo:
     source: str
 
     def label(self) -> str:
-        return f"'{self.name}' ({self.distribution} {self.version})"
+        origin = " ".join(filter(None, (self.distribution, self.version)))
+        return f"'{self.name}' ({origin})" if origin else f"'{self.name}'"
 
 
 @dataclass(frozen=True)
 class Component:
-    """One registered extractor, loss or solver."""
+    """One registered extractor, loss or solver, with the options it declares."""
 
     kind: str
     name: str
     factory: Callable[..., Any] | str
     plugin: PluginInfo
     description: str = ""
+    options: tuple[Option, ...] = ()
+
+    def label(self) -> str:
+        return f"{self.kind} '{self.name}' from plugin {self.plugin.label()}"
 
     def load(self) -> Callable[..., Any]:
         """The factory itself, importing it now if it was registered as ``"module:attr"``."""
@@ -73,26 +80,43 @@ class Component:
             for part in attr.split("."):
                 obj = getattr(obj, part)
         except Exception as exc:
-            raise PluginError(
-                f"{self.kind} '{self.name}' from plugin {self.plugin.label()} cannot be imported"
-                f" from '{self.factory}': {type(exc).__name__}: {exc}"
-            ) from exc
+            raise PluginError(f"{self.label()} cannot be imported from '{self.factory}':"
+                              f" {type(exc).__name__}: {exc}") from exc
         return obj
 
-    def create(self, **options: Any) -> Any:
-        """Build the component; a failure names the plugin that registered it."""
+    def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The declared options with the user's values, checked (see :mod:`nstcore.options`)."""
+        from nstcore.options import resolve_options
+
+        return resolve_options(self.label(), self.options, given)
+
+    def create(self, **kwargs: Any) -> Any:
+        """Build the component; any failure inside its constructor names the plugin."""
         factory = self.load()
+        if self.kind == "loss":
+            from nstcore.loss import ROLES
+
+            role = getattr(factory, "role", None)
+            if role not in ROLES:
+                raise PluginError(f"{self.label()} has role {role!r}; a loss's role must be one"
+                                  f" of {', '.join(ROLES)}")
         try:
-            return factory(**options)
-        except TypeError as exc:
-            raise PluginError(f"{self.kind} '{self.name}': bad options {sorted(options)}: {exc}") from exc
+            return factory(**kwargs)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"{self.label()} failed to build: {type(exc).__name__}: {exc}") from exc
 
 
 @dataclass
 class Registry:
-    """Every component registered by the loaded plugins, by kind and name."""
+    """Every component the loaded plugins registered, by kind and name.
 
-    components: dict[str, dict[str, Component]] = field(
+    Two plugins may register one name: both are kept and listed, and only using that name is
+    an error, so ``nstcore plugins`` still shows what clashes.
+    """
+
+    components: dict[str, dict[str, list[Component]]] = field(
         default_factory=lambda: {kind: {} for kind in KINDS}
     )
 
@@ -100,25 +124,38 @@ class Registry:
         return sorted(self.components[kind])
 
     def get(self, kind: str, name: str) -> Component:
-        try:
-            return self.components[kind][name]
-        except KeyError:
+        found = self.components[kind].get(name)
+        if not found:
             known = ", ".join(self.names(kind)) or "none"
-            raise PluginError(f"unknown {kind} '{name}' (known: {known})") from None
+            raise InputError(f"unknown {kind} '{name}' (known: {known})")
+        if len(found) > 1:
+            labels = " and by plugin ".join(c.plugin.label() for c in found)
+            others = [c.plugin.name for c in found if c.plugin.distribution != OWN_DIST]
+            raise PluginError(
+                f"{kind} name '{name}' is registered by plugin {labels}; rename one of them"
+                f" (register it under another name) or disable one"
+                f" (NSTCORE_DISABLE_PLUGINS={(others or [found[-1].plugin.name])[-1]})")
+        return found[0]
 
     def add(self, component: Component) -> None:
-        existing = self.components[component.kind].get(component.name)
-        if existing is not None:
-            raise PluginError(
-                f"{component.kind} name '{component.name}' is registered twice: by plugin"
-                f" {existing.plugin.label()} and by plugin {component.plugin.label()};"
-                f" uninstall or disable one (NSTCORE_DISABLE_PLUGINS={component.plugin.name})"
-            )
-        self.components[component.kind][component.name] = component
+        self.components[component.kind].setdefault(component.name, []).append(component)
+
+    def clashes(self, component: Component) -> bool:
+        return len(self.components[component.kind][component.name]) > 1
 
     def all(self) -> Iterable[Component]:
         for kind in KINDS:
-            yield from (self.components[kind][n] for n in self.names(kind))
+            for name in self.names(kind):
+                yield from self.components[kind][name]
+
+    def shorthand_keywords(self) -> dict[str, list[Component]]:
+        """Shorthand keyword (``weights``) -> the components declaring that flag."""
+        found: dict[str, list[Component]] = {}
+        for component in self.all():
+            for option in component.options:
+                if option.keyword:
+                    found.setdefault(option.keyword, []).append(component)
+        return found
 
 
 class PluginManager:
@@ -129,6 +166,8 @@ class PluginManager:
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
         self._registry: Registry | None = None
+        if os.environ.get(TRACE_ENV, "") not in ("", "0"):
+            self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
 
     # -- loading -----------------------------------------------------------------------------
     def register(self, plugin: object, name: str, *, distribution: str = "(registered in code)",
@@ -171,6 +210,67 @@ class PluginManager:
             self.register(module, module_name, distribution=dist, version=version,
                           source=f"{EXTRA_ENV}={module_name}")
 
+    def label(self, plugin_name: str) -> str:
+        info = self.info.get(plugin_name)
+        return info.label() if info else f"'{plugin_name}'"
+
+    # -- calling hooks -----------------------------------------------------------------------
+    def _impl_owner(self, hook: str, frames: Iterable[Any]) -> str | None:
+        """The plugin whose implementation of ``hook`` is running in ``frames`` (innermost last)."""
+        impls = getattr(self.pm.hook, hook).get_hookimpls()
+        owner = None
+        for frame in frames:
+            for impl in impls:
+                function = getattr(impl.function, "__func__", impl.function)
+                if getattr(function, "__code__", None) is frame.f_code:
+                    bound = getattr(impl.function, "__self__", None)
+                    if bound is None or frame.f_locals.get("self") is bound:
+                        owner = impl.plugin_name
+        return owner
+
+    def caller_of(self, hook: str) -> str | None:
+        """Inside a hook call: the plugin whose implementation called us."""
+        frames = []
+        frame = sys._getframe(1)
+        while frame is not None:
+            frames.append(frame)
+            frame = frame.f_back
+        return self._impl_owner(hook, reversed(frames))
+
+    def call_isolated(self, hook: str, _before_each: Callable[[], Any] | None = None,
+                      **kwargs: Any) -> list[Any]:
+        """``pm.hook.<hook>(**kwargs)``; a third-party plugin that raises is warned about and
+        left out of this hook (the call is repeated without it, after ``_before_each()``);
+        nstcore's own errors propagate.
+        """
+        left_out: list[object] = []
+        while True:
+            if _before_each is not None:
+                _before_each()
+            caller = (self.pm.subset_hook_caller(hook, left_out) if left_out
+                      else getattr(self.pm.hook, hook))
+            try:
+                return caller(**kwargs)
+            except Exception as exc:
+                frames = [f for f, _ in traceback.walk_tb(exc.__traceback__)]
+                culprit = self._impl_owner(hook, frames)
+                info = self.info.get(culprit or "")
+                if culprit is None or info is None or info.distribution == OWN_DIST:
+                    raise
+                warn(f"plugin {info.label()} failed in {hook} and was left out of it:"
+                     f" {type(exc).__name__}: {exc}")
+                left_out.append(self.pm.get_plugin(culprit))
+
+    def call(self, hook: str, **kwargs: Any) -> list[Any]:
+        """Call a lifecycle hook through pluggy; a failure names the plugin that raised."""
+        try:
+            return getattr(self.pm.hook, hook)(**kwargs)
+        except Exception as exc:
+            frames = [f for f, _ in traceback.walk_tb(exc.__traceback__)]
+            culprit = self._impl_owner(hook, frames)
+            label = self.label(culprit) if culprit else "(unknown)"
+            raise PluginError(f"plugin {label} failed in {hook}: {type(exc).__name__}: {exc}") from exc
+
     # -- registries --------------------------------------------------------------------------
     @property
     def registry(self) -> Registry:
@@ -181,45 +281,58 @@ class PluginManager:
     def _collect(self) -> Registry:
         registry = Registry()
         for kind in KINDS:
-            for impl in getattr(self.pm.hook, _HOOK_FOR_KIND[kind]).get_hookimpls():
-                info = self.info.get(impl.plugin_name) or PluginInfo(
-                    impl.plugin_name, "(registered in code)", "", repr(impl.plugin))
-                found: list[Component] = []
-
-                def register(name: str, factory: Callable[..., Any] | str, *,
-                             description: str = "", _kind: str = kind,
-                             _info: PluginInfo = info, _found: list = found) -> None:
-                    if not isinstance(name, str) or not name:
-                        raise ValueError(f"{_kind} name must be a non-empty string, got {name!r}")
-                    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
-                        raise ValueError(f"{_kind} '{name}' needs a callable or 'module:attr' factory")
-                    _found.append(Component(_kind, name, factory, _info, description))
-
-                try:
-                    impl.function(register)
-                except Exception as exc:
-                    if info.distribution == OWN_DIST:
-                        raise
-                    warn(f"plugin {info.label()} failed in {_HOOK_FOR_KIND[kind]} and its {kind}s"
-                         f" were skipped: {type(exc).__name__}: {exc}")
-                    continue
-                for component in found:
-                    registry.add(component)
+            hook = _HOOK_FOR_KIND[kind]
+            for component in self._registered(kind, hook):
+                registry.add(component)
         return registry
+
+    def _registered(self, kind: str, hook: str) -> list[Component]:
+        found: list[Component] = []
+
+        def register(name: str, factory: Callable[..., Any] | str, *, description: str = "",
+                     options: Sequence[Option] = ()) -> None:
+            plugin_name = self.caller_of(hook) or "(unknown)"
+            info = self.info.get(plugin_name) or PluginInfo(plugin_name, "(registered in code)", "", "")
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"{kind} name must be a non-empty string, got {name!r}")
+            if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+                raise ValueError(f"{kind} '{name}' needs a callable or 'module:attr' factory")
+            options = tuple(options)
+            if not all(isinstance(o, Option) for o in options):
+                raise ValueError(f"{kind} '{name}': options must be nstcore.options.Option objects")
+            found.append(Component(kind, name, factory, info, description, options))
+
+        self.call_isolated(hook, _before_each=found.clear, register=register)
+        return list(found)
+
+    def commands(self, subparsers: Any) -> None:
+        """Let plugins add subcommands (``register_commands``)."""
+        self.call_isolated("register_commands", subparsers=subparsers)
 
     def hooks_of(self, name: str) -> list[str]:
         plugin = self.pm.get_plugin(name)
         return sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
 
-    def call(self, hook: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook on each plugin; a failure names the plugin that raised."""
-        for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            try:
-                impl.function(*(kwargs[a] for a in impl.argnames))
-            except Exception as exc:
-                info = self.info.get(impl.plugin_name)
-                label = info.label() if info else f"'{impl.plugin_name}'"
-                raise PluginError(f"plugin {label} failed in {hook}: {type(exc).__name__}: {exc}") from exc
+
+_trace_started: list[float] = []
+
+
+def _trace_before(hook: str, impls: Sequence[Any], kwargs: dict[str, Any]) -> None:
+    """One line per hook call: which plugins' implementations pluggy will call, in its order."""
+    import time
+
+    order = ", ".join(impl.plugin_name for impl in reversed(impls)) or "no implementations"
+    print(f"nstcore: trace: {hook}({', '.join(kwargs)}) -> {order}", file=sys.stderr)
+    _trace_started.append(time.perf_counter())
+
+
+def _trace_after(outcome: Any, hook: str, impls: Sequence[Any], kwargs: dict[str, Any]) -> None:
+    import time
+
+    seconds = time.perf_counter() - _trace_started.pop()
+    failed = outcome.exception
+    status = f"raised {type(failed).__name__}: {failed}" if failed else "returned"
+    print(f"nstcore: trace: {hook} {status} in {seconds * 1000:.1f} ms", file=sys.stderr)
 
 
 def disabled_names() -> set[str]:
@@ -234,7 +347,7 @@ def _distribution_of(module_name: str) -> tuple[str, str]:
             return dists[0], md.version(dists[0])
         except md.PackageNotFoundError:
             pass
-    return "(not installed)", ""
+    return EXTRA_ENV, ""
 
 
 _manager: PluginManager | None = None

@@ -24,10 +24,12 @@ def library_versions() -> dict[str, str]:
 
 
 def build_report(settings: dict[str, Any], result: Any, *, extractor: Any = None,
-                 inputs: dict[str, Any] | None = None, output: str | None = None) -> dict[str, Any]:
+                 inputs: dict[str, Any] | None = None, output: str | None = None,
+                 plugins: dict[str, Any] | None = None) -> dict[str, Any]:
     describe = extractor.describe() if extractor is not None else {}
     return {
         "settings": settings,
+        "plugins": plugins or {},
         "inputs": inputs or {},
         "output": output,
         "status": result.stopped or "finished",

@@ -5,127 +5,85 @@ refuse exactly the same things.
 """
 from __future__ import annotations
 
-import math
 import os
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from nstcore.errors import InputError
-from nstcore.plugins import get_plugin_manager
+from nstcore.plugins import Component, get_plugin_manager
+from nstcore.settings import ROLE_LAYERS, ROLE_WEIGHT, Settings
 
-DEFAULT_LOSSES = ("content", "gram", "tv")
-ROLE_FLAGS = {"content": "content_weight", "style": "style_weight", "regularizer": "tv_weight"}
 MIN_FEATURE_SIDE = 16  # VGG19 pools four times before block5
 
 
 @dataclass
-class Settings:
-    """Every setting of a run; defaults reproduce the TensorFlow tutorial's objective."""
+class Plan:
+    """The components a run uses, with their checked options; nothing is built or imported yet."""
 
-    optimizer: str = "adam"
-    steps: int = 100
-    size: int = 512
-    extractor: str = "vgg19"
-    losses: Sequence[str] = DEFAULT_LOSSES
-    content_weight: float | None = None  # None: each loss's own default (content 1e4)
-    style_weight: float | None = None  # gram 1e-2
-    tv_weight: float | None = None  # tv 30
-    loss_weights: dict[str, float] = field(default_factory=dict)
-    content_layers: Sequence[str] | None = None
-    style_layers: Sequence[str] | None = None
-    init: str = "content"
-    seed: int | None = None
-    device: str = "auto"
-    weights: str | None = None
-    jit_compile: bool = False
-    precision: str = "float32"  # or "bfloat16": the extractor's convolutions
-    memory_limit: float | None = None  # GiB; None: the machine's available memory
-    solver_options: dict[str, Any] = field(default_factory=dict)
+    extractor: tuple[Component, dict[str, Any]]
+    losses: list[tuple[Component, dict[str, Any]]]
+    solver: tuple[Component, dict[str, Any]]
 
-    def check(self) -> None:
-        """Refuse nonsense before any image is read or model built."""
-        _positive_int("--steps", self.steps)
-        _positive_int("--size", self.size)
-        if self.size < MIN_FEATURE_SIDE:
-            raise InputError(f"--size must be at least {MIN_FEATURE_SIDE}, got {self.size}")
-        for flag, value in (("--content-weight", self.content_weight),
-                            ("--style-weight", self.style_weight), ("--tv-weight", self.tv_weight),
-                            *((f"--weight {k}", v) for k, v in self.loss_weights.items())):
-            if value is not None:
-                _weight(flag, value)
-        if self.memory_limit is not None:
-            _weight("--memory-limit", self.memory_limit)
-        if not self.losses:
-            raise InputError("--losses needs at least one loss name")
-        if self.precision not in ("float32", "bfloat16"):
-            raise InputError(f"--precision must be float32 or bfloat16, got '{self.precision}'")
-        if self.init not in ("content", "noise"):
-            raise InputError(f"--init must be 'content' or 'noise', got '{self.init}'")
-        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)
-                                      or self.seed < 0):
-            raise InputError(f"--seed must be a whole number >= 0, got {self.seed!r}")
-        unknown = sorted(set(self.loss_weights) - set(self.losses))
-        if unknown:
-            raise InputError(f"--weight names loss '{unknown[0]}', which is not in --losses"
-                             f" ({', '.join(self.losses)})")
+    def options(self) -> dict[str, Any]:
+        """For the report: each component's name, plugin and resolved options."""
+        def entry(component: Component, values: dict[str, Any]) -> dict[str, Any]:
+            return {"name": component.name, "plugin": component.plugin.label(), "options": values}
 
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["losses"] = list(self.losses)
-        return data
+        return {"extractor": entry(*self.extractor), "solver": entry(*self.solver),
+                "losses": [entry(c, v) for c, v in self.losses]}
 
 
-def _positive_int(flag: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InputError(f"{flag} must be a whole number >= 1, got {value!r}")
+def plan_run(settings: Settings) -> Plan:
+    """Look up the named plugins and check every plugin option, before any image is read.
 
-
-def _weight(flag: str, value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
-            or value < 0:
-        raise InputError(f"{flag} must be a finite number >= 0, got {value!r}")
-
-
-def check_plugin_names(settings: Settings) -> None:
-    """Unknown extractor, loss or solver names fail here, before images or TensorFlow load."""
+    Options come from ``--extractor-option``/``--loss-option``/``--solver-option`` and from the
+    shorthand flags plugins declare (``--weights``); a shorthand no selected plugin declares is
+    an error, as is any value its declaration refuses.
+    """
     registry = get_plugin_manager().registry
-    registry.get("extractor", settings.extractor)
-    registry.get("solver", settings.optimizer)
-    for name in settings.losses:
-        registry.get("loss", name)
+    extractor = registry.get("extractor", settings.extractor)
+    solver = registry.get("solver", settings.optimizer)
+    losses = [registry.get("loss", name) for name in settings.losses]
+    selected = [extractor, solver, *losses]
+    for keyword in settings.shorthands:
+        if not any(o.keyword == keyword for c in selected for o in c.options):
+            owners = registry.shorthand_keywords()[keyword]
+            flag = next(o.flag for o in owners[0].options if o.keyword == keyword)
+            names = ", ".join(f"{c.kind} '{c.name}'" for c in owners)
+            raise InputError(f"{flag} is an option of {names}, which this run does not use")
+
+    def given(component: Component, explicit: dict[str, Any]) -> dict[str, Any]:
+        values = dict(explicit)
+        for option in component.options:
+            if option.keyword in settings.shorthands and option.name not in values:
+                values[option.name] = settings.shorthands[option.keyword]
+        return component.resolve_options(values)
+
+    return Plan((extractor, given(extractor, settings.extractor_options)),
+                [(c, given(c, settings.loss_options.get(c.name, {}))) for c in losses],
+                (solver, given(solver, settings.solver_options)))
 
 
-def build_components(settings: Settings, announce: Callable[[str], None] | None = None) -> tuple:
-    """(extractor, losses, solver, {loss name: plugin label}) built by name from the plugins."""
-    registry = get_plugin_manager().registry
-    loss_components = [registry.get("loss", name) for name in settings.losses]
-    solver_options = dict(settings.solver_options)
-    if settings.jit_compile:
-        solver_options["jit_compile"] = True
-    solver = registry.get("solver", settings.optimizer).create(**solver_options)
-    extractor_component = registry.get("extractor", settings.extractor)
-    extractor_options: dict[str, Any] = {}
-    if settings.extractor == "vgg19":
-        extractor_options = {"weights": settings.weights, "announce": announce}
-    elif settings.weights:
-        extractor_options = {"weights": settings.weights}
-    if settings.precision != "float32":
-        extractor_options["precision"] = settings.precision
+def build_components(settings: Settings, plan: Plan | None = None) -> tuple:
+    """(extractor, losses, solver, {loss name: plugin label}) built from the plan's plugins."""
+    plan = plan or plan_run(settings)
+    solver_component, solver_options = plan.solver
+    solver = solver_component.create(**solver_options)
     losses = []
-    for component in loss_components:
-        factory = component.load()
-        role = getattr(factory, "role", None)
+    for component, options in plan.losses:
+        role = getattr(component.load(), "role", None)
         weight = settings.loss_weights.get(component.name)
-        if weight is None and role in ROLE_FLAGS:
-            weight = getattr(settings, ROLE_FLAGS[role])
-        layers = {"content": settings.content_layers, "style": settings.style_layers}.get(role)
-        losses.append(component.create(weight=weight, layers=layers, name=component.name))
+        if weight is None and role in ROLE_WEIGHT:
+            weight = getattr(settings, ROLE_WEIGHT[role])
+        layers = getattr(settings, ROLE_LAYERS[role]) if role in ROLE_LAYERS else None
+        losses.append(component.create(weight=weight, layers=layers, name=component.name, **options))
+    extractor_component, extractor_options = plan.extractor
     extractor = extractor_component.create(**extractor_options)
-    origins = {c.name: c.plugin.label() for c in loss_components}
+    origins = {c.name: c.plugin.label() for c, _ in plan.losses}
     return extractor, losses, solver, origins
 
 
@@ -181,18 +139,10 @@ def seed_everything(seed: int | None) -> None:
     tf.random.set_seed(seed)
 
 
-def stylize(content: Any, style: Any, *, on_step: Callable | None = None,
-            announce: Callable[[str], None] | None = None, **options: Any):
+def stylize(content: Any, style: Any, *, on_step: Callable | None = None, **options: Any):
     """The Python API behind :func:`nstcore.stylize`; returns an engine ``Result``."""
-    settings = options.pop("settings", None)
-    if settings is None:
-        known = set(Settings.__dataclass_fields__)
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise InputError(f"unknown option {unknown[0]!r} (options: {', '.join(sorted(known))})")
-        settings = Settings(**options)
-    settings.check()
-    prepared = prepare_run(settings, content, style, announce=announce)
+    settings = options.pop("settings", None) or Settings(**options)
+    prepared = prepare_run(settings, content, style)
     return prepared.execute(on_step=on_step)
 
 
@@ -201,6 +151,7 @@ class PreparedRun:
     """Everything checked and built; ``execute`` only computes."""
 
     settings: Settings
+    plan: Plan
     engine: Any
     content: np.ndarray
     style: np.ndarray
@@ -220,19 +171,19 @@ class PreparedRun:
         return result
 
 
-def prepare_run(settings: Settings, content: Any, style: Any,
-                announce: Callable[[str], None] | None = None) -> PreparedRun:
-    from nstcore.device import resolve_device
-    from nstcore.engine import Engine
-    from nstcore.resources import check_memory
-
-    from nstcore.imageio import long_side_shape
+def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
+    """Check options, read the images, build the plugins and the engine: everything but steps."""
     from nstcore.tfload import load_tensorflow
 
-    check_plugin_names(settings)
+    plan = plan_run(settings)
     arrays = read_inputs(content, style)
     load_tensorflow()  # quietly, before any plugin module imports it
-    extractor, losses, solver, origins = build_components(settings, announce=announce)
+    from nstcore.device import resolve_device
+    from nstcore.engine import Engine
+    from nstcore.imageio import long_side_shape
+    from nstcore.resources import check_memory
+
+    extractor, losses, solver, origins = build_components(settings, plan)
     height, width = long_side_shape(*arrays[0][1].shape[:2], settings.size)
     check_memory(height * width, _floats_per_pixel(extractor, losses), settings.memory_limit)
     content_image, style_image = resize_inputs(arrays, settings.size)
@@ -244,7 +195,7 @@ def prepare_run(settings: Settings, content: Any, style: Any,
     else:
         init = content_image
     engine = Engine(extractor, losses, solver, device=device, origins=origins)
-    return PreparedRun(settings, engine, content_image, style_image, init)
+    return PreparedRun(settings, plan, engine, content_image, style_image, init)
 
 
 def _floats_per_pixel(extractor: Any, losses: Sequence[Any]) -> float | None:

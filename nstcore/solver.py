@@ -20,12 +20,26 @@ StepCallback = Callable[[int, Any, Any, Mapping[str, Any], int], bool]
 StepOutput = "tuple[Any, Mapping[str, Any], int]"
 
 
+class SolverStopped(Exception):
+    """Raised by :meth:`Stepper.step` when the solver cannot take another step.
+
+    ``converged`` is True for a genuine convergence (the run then ends successfully) and False
+    for a failure such as a line search that found no lower loss; ``reason`` says which in a few
+    words ("line search found no lower loss").
+    """
+
+    def __init__(self, reason: str, *, converged: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.converged = converged
+
+
 class Stepper(ABC):
     """A solver in progress. ``step()`` does one iteration; the benchmarks time exactly that."""
 
     @abstractmethod
-    def step(self) -> "tuple[Any, Mapping[str, Any], int] | None":
-        """One iteration; None when the solver cannot go on (converged, line search failed)."""
+    def step(self) -> "tuple[Any, Mapping[str, Any], int]":
+        """One iteration; raises :class:`SolverStopped` when the solver cannot go on."""
 
     @abstractmethod
     def image(self) -> Any:
@@ -45,13 +59,13 @@ class Solver(ABC):
 
     def minimize(self, objective: Objective, image: Any, steps: int,
                  callback: StepCallback) -> Any:
-        """Up to ``steps`` steps; returns the final image, a [1, h, w, 3] tensor in [0, 1]."""
+        """Up to ``steps`` steps; returns the final image, a [1, h, w, 3] tensor in [0, 1].
+
+        :class:`SolverStopped` from a step propagates to the caller (the engine records it).
+        """
         stepper = self.start(objective, image)
         for step in range(1, steps + 1):
-            output = stepper.step()
-            if output is None:
-                break
-            total, terms, evaluations = output
+            total, terms, evaluations = stepper.step()
             if callback(step, stepper.image(), total, terms, evaluations) is False:
                 break
         return stepper.image()

@@ -17,7 +17,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from nstcore.extractor import FeatureExtractor, Features
-from nstcore.weights import VGG19_CONV_LAYERS
+
+#: VGG19's conv layers, block by block (how many per block): the names losses ask for.
+VGG19_BLOCKS = (2, 2, 4, 4, 4)
+VGG19_LAYER_NAMES = tuple(f"block{b}_conv{i}" for b, n in enumerate(VGG19_BLOCKS, 1)
+                          for i in range(1, n + 1))
 
 
 class ContractError(AssertionError):
@@ -34,18 +38,21 @@ def _tf():
 
 
 class TinyVGG(FeatureExtractor):
-    """VGG19's layer names and pooling with ``width`` channels per layer and fixed random weights."""
+    """VGG19's layer names and pooling with ``width`` channels per layer and fixed random weights.
 
-    layers = tuple(name for name, _, _ in VGG19_CONV_LAYERS)
+    The kit's own network, so plugin tests need no weights file and no particular extractor.
+    """
+
+    layers = VGG19_LAYER_NAMES
 
     def __init__(self, width: int = 4, seed: int = 0) -> None:
         tf = _tf()
         rng = np.random.default_rng(seed)
-        self.params, cin = [], 3
-        for name, _, _ in VGG19_CONV_LAYERS:
+        self.kernels, cin = [], 3
+        for _ in self.layers:
             scale = np.sqrt(2.0 / (9 * cin))
-            self.params.append((name, tf.constant(rng.normal(0, scale, (3, 3, cin, width)), tf.float32),
-                                tf.constant(rng.normal(0, 0.1, (width,)), tf.float32)))
+            self.kernels.append((tf.constant(rng.normal(0, scale, (3, 3, cin, width)), tf.float32),
+                                 tf.constant(rng.normal(0, 0.1, (width,)), tf.float32)))
             cin = width
         self.selected: tuple[str, ...] = ()
 
@@ -57,23 +64,36 @@ class TinyVGG(FeatureExtractor):
 
     def __call__(self, image: Any) -> Features:
         tf = _tf()
-        from nstcore_builtins.vgg19 import conv_stack
-
-        deepest = max(self.layers.index(n) for n in self.selected)
         x = self.preprocess(tf.convert_to_tensor(image, tf.float32))
-        return conv_stack(x, self.params[:deepest + 1], self.selected)
+        features, remaining = {}, set(self.selected)
+        for name, (kernel, bias) in zip(self.layers, self.kernels):
+            if not remaining:
+                break
+            if name.endswith("_conv1") and name != self.layers[0]:
+                x = tf.nn.max_pool2d(x, 2, 2, "VALID")  # between blocks, as in VGG19
+            x = tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME") + bias)
+            if name in remaining:
+                features[name] = x
+                remaining.discard(name)
+        return features
 
 
 def tiny_images(size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(content, style, start image): smooth random images in [0, 1], (size, size, 3) float32."""
+    """(content, style, start image): smooth random images in [0, 1], float32.
+
+    Content and start are (size, size, 3); the style image has another size and shape
+    (0.75 size tall, 1.25 size wide), as in real runs, so a loss that assumes equal sizes fails.
+    """
     rng = np.random.default_rng(seed)
-    grid = np.linspace(0, 1, size, dtype=np.float32)
+    shapes = [(size, size), (max(16, round(size * 0.75)), round(size * 1.25)), (size, size)]
     images = []
-    for _ in range(3):
+    for height, width in shapes:
+        rows = np.linspace(0, 1, height, dtype=np.float32)
+        cols = np.linspace(0, 1, width, dtype=np.float32)
         freq = rng.uniform(1, 6, 3)
         phase = rng.uniform(0, 6.28, 3)
-        image = 0.5 + 0.4 * np.sin(freq[None, None] * grid[:, None, None] * 6.28 + phase[None, None]
-                                   + grid[None, :, None] * freq[::-1][None, None] * 3.0)
+        image = 0.5 + 0.4 * np.sin(freq[None, None] * rows[:, None, None] * 6.28 + phase[None, None]
+                                   + cols[None, :, None] * freq[::-1][None, None] * 3.0)
         images.append(image.astype(np.float32))
     return images[0], images[1], images[2]
 
@@ -89,11 +109,16 @@ def check_loss(factory: Callable[..., Any] | Any, *, extractor: FeatureExtractor
                size: int = 32, rtol: float = 0.1) -> None:
     """Check a loss (its class, a factory, or an instance) against the Loss contract."""
     tf = _tf()
+    from nstcore.loss import ROLES
+
     loss = _build(factory, name="under_test")
     label = f"loss {type(loss).__name__}"
     for attr in ("name", "weight", "layers", "prepare"):
         if not hasattr(loss, attr):
             raise ContractError(f"{label} has no '{attr}': subclass nstcore.loss.Loss")
+    if getattr(loss, "role", None) not in ROLES:
+        raise ContractError(f"{label} has role {getattr(loss, 'role', None)!r}; it must be one of"
+                            f" {', '.join(ROLES)} (the role decides which --*-weight applies)")
     extractor = extractor or TinyVGG()
     unknown = [n for n in loss.layers if n not in extractor.layers]
     if unknown:
@@ -112,7 +137,7 @@ def check_loss(factory: Callable[..., Any] | Any, *, extractor: FeatureExtractor
         return loss(features, image)
 
     image = tf.constant(start[None])
-    result = tf.convert_to_tensor(value(image))
+    result = tf.convert_to_tensor(_called(label, "eagerly", value, image))
     if result.shape.rank != 0:
         raise ContractError(f"{label} returned shape {result.shape.as_list()}, not a scalar:"
                             " reduce it (tf.reduce_sum or tf.reduce_mean)")
@@ -122,11 +147,28 @@ def check_loss(factory: Callable[..., Any] | Any, *, extractor: FeatureExtractor
     if again != float(result):
         raise ContractError(f"{label} is not deterministic: {float(result)} then {again} for the same"
                             " image (avoid random ops, or seed them statelessly)")
-    traced = float(tf.function(value)(image))
+    traced = float(_called(label, "inside tf.function", tf.function(value), image))
     if not np.isclose(traced, float(result), rtol=1e-4, atol=1e-6):
         raise ContractError(f"{label} gives {traced} inside tf.function but {float(result)} eagerly:"
-                            " avoid Python side effects and .numpy() in __call__")
+                            f" {_TRACE_HINT}")
     _check_gradient(label, value, start, rtol)
+
+
+_TRACE_HINT = ("avoid Python side effects, .numpy() and Python if/for on tensor values in"
+               " __call__: the engine runs it inside tf.function")
+
+
+def _called(label: str, how: str, function: Callable[[Any], Any], image: Any) -> Any:
+    """``function(image)``; a crash becomes a ContractError with the hint that fits it."""
+    try:
+        return function(image)
+    except ContractError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ContractError(f"{label} raised {type(exc).__name__} when called {how}: {first};"
+                            f" {_TRACE_HINT}; and do not assume the style image has the content"
+                            " image's size") from exc
 
 
 def _check_gradient(label: str, value: Callable[[Any], Any], start: np.ndarray, rtol: float) -> None:
@@ -175,6 +217,7 @@ def check_solver(factory: Callable[..., Any] | Any, *, steps: int = 5, size: int
 
     start = tf.constant(np.full((1, size, size, 3), 0.5, np.float32))
     seen: list[tuple[int, float]] = []
+    seen_images: list[np.ndarray] = []
 
     def callback(step, image, total, terms, evaluations):
         array = np.asarray(image)
@@ -183,9 +226,18 @@ def check_solver(factory: Callable[..., Any] | Any, *, steps: int = 5, size: int
         if array.min() < 0.0 or array.max() > 1.0:
             raise ContractError(f"{label} left pixels outside [0, 1] at step {step}: clip or project")
         seen.append((step, float(total)))
+        seen_images.append(array)
         return True
 
-    final = np.asarray(solver.minimize(Quadratic(), start, steps, callback))
+    from nstcore.solver import SolverStopped
+
+    try:
+        final = np.asarray(solver.minimize(Quadratic(), start, steps, callback))
+    except SolverStopped as stop:
+        if not stop.converged or not seen:
+            raise ContractError(f"{label} stopped after {len(seen)} step(s) on a convex objective:"
+                                f" {stop.reason}") from None
+        final = np.asarray(seen_images[-1])
     if [s for s, _ in seen] != list(range(1, len(seen) + 1)) or not seen:
         raise ContractError(f"{label} must call the callback once per step with step = 1, 2, ...")
     if len(seen) > steps:

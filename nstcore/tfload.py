@@ -16,8 +16,14 @@ from typing import Iterator
 _loaded = False
 
 
+VERBOSE_ENV = "NSTCORE_VERBOSE"  # set by `nstcore -v`: show TensorFlow's own messages
+
+
 @contextlib.contextmanager
 def native_stderr_captured() -> Iterator[None]:
+    if os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:

@@ -36,7 +36,7 @@ def fresh_plugins(monkeypatch):
 @pytest.fixture(scope="session")
 def weights_path() -> str:
     """The real ImageNet VGG19 weights (make test fetches them before the suite runs)."""
-    from nstcore.weights import resolve
+    from nstcore_builtins.weights import resolve
 
     return resolve(fetch_if_missing=True).path
 

@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from nstcore.torch_legacy import MAGIC_NUMBER, PROTOCOL_VERSION
+from nstcore_builtins.torch_legacy import MAGIC_NUMBER, PROTOCOL_VERSION
 
 STORAGE_NAMES = {np.dtype("float32"): "FloatStorage", np.dtype("uint8"): "ByteStorage",
                  np.dtype("int64"): "LongStorage"}

@@ -102,24 +102,25 @@ CASES = {
     "1 px tall image": (_content(_write("line.png", _encoded("PNG", (300, 1)))), "at least 2 pixels"),
     "short side below 16 px after resize": (_content(_write("thin.png", _encoded("PNG", (400, 20)))),
                                             "below the 16 px"),
-    "size 0": (_replace("--size", "0"), "--size: must be at least 1"),
-    "size negative": (_replace("--size", "-5"), "--size: must be at least 1"),
+    "size 0": (_replace("--size", "0"), "--size: must be a whole number >= 16, got '0'"),
+    "size negative": (_replace("--size", "-5"), "--size: must be a whole number >= 16, got '-5'"),
     "size not a number": (_replace("--size", "big"), "--size: must be a whole number"),
-    "size below 16": (_replace("--size", "8"), "--size must be at least 16"),
-    "steps negative": (_replace("--steps", "-1"), "--steps: must be at least 1"),
+    "size below 16": (_replace("--size", "8"), "--size: must be a whole number >= 16, got '8'"),
+    "steps negative": (_replace("--steps", "-1"), "--steps: must be a whole number >= 1, got '-1'"),
     "steps fractional": (_replace("--steps", "1.5"), "--steps: must be a whole number"),
     "steps NaN": (_replace("--steps", "nan"), "--steps: must be a whole number"),
     "content weight negative": (_extra("--content-weight", "-1"), "--content-weight: must be a finite"),
     "style weight NaN": (_extra("--style-weight", "nan"), "--style-weight: must be a finite"),
     "tv weight infinite": (_extra("--tv-weight", "inf"), "--tv-weight: must be a finite"),
-    "style weight not a number": (_extra("--style-weight", "lots"), "must be a number"),
+    "style weight not a number": (_extra("--style-weight", "lots"), "--style-weight: must be a finite number >= 0, got 'lots'"),
     "per-loss weight negative": (_extra("--weight", "gram=-2"), "--weight gram: must be a finite"),
     "per-loss weight for an unselected loss": (_extra("--weight", "nosuch=1"), "not in --losses"),
     "unknown optimizer": (_extra("--optimizer", "sgd"), "unknown solver 'sgd' (known: adam, lbfgs)"),
     "unknown loss": (_extra("--losses", "content,nosuch"), "unknown loss 'nosuch' (known: content, gram, tv)"),
     "unknown extractor": (_extra("--extractor", "resnet"), "unknown extractor 'resnet' (known: vgg19)"),
-    "unknown style layer": (_extra("--style-layers", "block9_conv1"), "unknown layer block9_conv1 (layers: block1_conv1"),
-    "unknown content layer": (_extra("--content-layers", "conv5"), "unknown layer conv5"),
+    "unknown style layer": (_extra("--style-layers", "block9_conv1"),
+                            "unknown layer block9_conv1 asked for by loss 'gram' from plugin 'losses' (nstcore 0.1.0) (layers: block1_conv1"),
+    "unknown content layer": (_extra("--content-layers", "conv5"), "unknown layer conv5 asked for by loss 'content'"),
     "output folder missing": (_output(lambda t: t / "no" / "such" / "out.png"), "does not exist"),
     "output folder read-only": (_output(lambda t: Path("/proc/nstcore-out.png")), "not writable"),
     "output equals the content input": (_output(lambda t: t / "content.png"), "same file as input"),
@@ -134,9 +135,9 @@ CASES = {
                             "not a Keras weights file"),
     "report folder missing": (_extra("--report", "/nonexistent/dir/r.json"), "does not exist"),
     "report not json": (_extra("--report", "report.txt"), "--report report.txt: unsupported report format '.txt' (use one of .json)"),
-    "seed negative": (_extra("--seed", "-1"), "--seed: must be 0 or more"),
+    "seed negative": (_extra("--seed", "-1"), "--seed: must be a whole number >= 0, got '-1'"),
     "save-every zero": (_extra("--save-every", "0"), "--save-every: must be at least 1"),
-    "init unknown": (_extra("--init", "zeros"), "invalid choice: 'zeros'"),
+    "init unknown": (_extra("--init", "zeros"), "--init: must be one of content, noise, got 'zeros'"),
     "pixel limit not a number": (_env("NSTCORE_MAX_PIXELS", "lots"), "NSTCORE_MAX_PIXELS must be a whole number"),
     "memory estimate above the limit": (_extra("--memory-limit", "0.1"), "needs about"),
     "size far beyond the machine's memory": (_replace("--size", "30000"), "but available memory is"),
@@ -144,7 +145,7 @@ CASES = {
 
 
 def _truncated_weights(tmp):
-    from nstcore.weights import resolve
+    from nstcore_builtins.weights import resolve
 
     data = Path(resolve().path).read_bytes()
     path = tmp / "cut.weights.h5"

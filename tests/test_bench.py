@@ -13,6 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _row(impl, solver, size, device, seconds, **extra):
+    """A result row; nstcore and run-loop rows get a paired ratio against a 0.1-s tutorial step."""
+    if impl != "tutorial":
+        extra.setdefault("paired_ratio", seconds / 0.1)
     return {"impl": impl, "solver": solver, "size": size, "device": device, "compilation": "graph",
             "median_seconds": seconds, "gflop_per_step": 10.0, "matmul_gflops": 200.0,
             "evaluations_per_step": 1.0, **extra}
@@ -38,14 +41,67 @@ def test_gate_flags_only_regressions_beyond_the_threshold():
                                          _row("nstcore", "adam", 64, "cpu", 0.1)])
     assert baseline["rows"] == {"nstcore/adam/64/cpu/graph": 1.0}
     noisy = [_row("tutorial", "adam", 64, "cpu", 0.1), _row("nstcore", "adam", 64, "cpu", 0.12)]
-    report, regressions = bench.compare(noisy, baseline, 0.25)
-    assert len(report) == 1 and "+20.0%" in report[0] and regressions == []
+    report, failures = bench.compare(noisy, baseline, 0.25)
+    assert len(report) == 1 and "+20.0%" in report[0] and failures == []
     slow = [_row("tutorial", "adam", 64, "cpu", 0.1), _row("nstcore", "adam", 64, "cpu", 0.14)]
     assert len(bench.compare(slow, baseline, 0.25)[1]) == 1
-    # a row too noisy to gate is reported, not failed
-    noisy_baseline = dict(baseline, spread={"nstcore/adam/64/cpu/graph": 0.3})
-    report, regressions = bench.compare(slow, noisy_baseline, 0.25)
-    assert regressions == [] and "not gated: run-to-run spread 30%" in report[0]
+
+
+def test_gate_cannot_pass_by_accident():
+    tutorial = _row("tutorial", "adam", 64, "cpu", 0.1)
+    baseline = {"rows": {"nstcore/adam/64/cpu/graph": 1.0, "nstcore/lbfgs/64/cpu/graph": 3.0}}
+    # a baseline row missing from the run fails
+    report, failures = bench.compare([tutorial, _row("nstcore", "adam", 64, "cpu", 0.1)], baseline, 0.25)
+    assert failures == ["nstcore/lbfgs/64/cpu/graph: in the baseline but not measured in this run"]
+    # no rows in common fails
+    _, failures = bench.compare([_row("tutorial", "adam", 128, "cpu", 0.1),
+                                 _row("nstcore", "adam", 128, "cpu", 0.1)], baseline, 0.25)
+    assert len(failures) == 2
+    # an empty baseline fails
+    assert bench.compare([tutorial], {"rows": {}}, 0.25)[1] == ["the baseline has no rows"]
+    # a row too noisy for the threshold fails instead of being skipped
+    noisy = {"rows": {"nstcore/adam/64/cpu/graph": 1.0},
+             "spread": {"nstcore/adam/64/cpu/graph": 0.3}}
+    _, failures = bench.compare([tutorial, _row("nstcore", "adam", 64, "cpu", 0.1)], noisy, 0.25)
+    assert len(failures) == 1 and "too noisy to gate" in failures[0]
+    # the run-loop row is gated like the step rows
+    loop = {"rows": {"run/adam/64/cpu/graph": 1.1}}
+    _, failures = bench.compare([tutorial, _row("run", "adam", 64, "cpu", 0.15)], loop, 0.25)
+    assert len(failures) == 1 and failures[0].startswith("run/adam/64/cpu/graph")
+
+
+def _saved_run(seconds, **extra):
+    rows = [_row("tutorial", "adam", 64, "cpu", 0.1), _row("nstcore", "adam", 64, "cpu", seconds, **extra)]
+    return {"benchmarks": [{"params": {}, "extra_info": {k: v for k, v in r.items() if k != "median_seconds"},
+                            "stats": {"median": r["median_seconds"]}} for r in rows]}
+
+
+def test_baselines_come_only_from_complete_unslowed_runs():
+    baseline = bench.baseline_from_runs([_saved_run(0.10), _saved_run(0.12), _saved_run(0.11)])
+    assert baseline["rows"] == {"nstcore/adam/64/cpu/graph": pytest.approx(1.1)}  # the median
+    assert baseline["spread"] == {"nstcore/adam/64/cpu/graph": pytest.approx(0.2)}
+    with pytest.raises(bench.BaselineError, match="NSTCORE_BENCH_SLOWDOWN"):
+        bench.baseline_from_runs([_saved_run(0.10), _saved_run(0.13, slowdown=0.3)])
+    partial = _saved_run(0.10)
+    partial["benchmarks"] = partial["benchmarks"][:1]  # the nstcore row is missing
+    with pytest.raises(bench.BaselineError, match="run 2 lacks row"):
+        bench.baseline_from_runs([_saved_run(0.10), partial])
+
+
+def test_committed_baseline_is_rebuilt_exactly_from_its_committed_raw_runs():
+    runs = sorted((ROOT / "benchmarks" / "baseline-runs").glob("*.json"))
+    assert len(runs) >= 5
+    committed = bench.load_json(ROOT / "benchmarks" / "baseline.json")
+    rebuilt = bench.baseline_from_runs([bench.load_json(p) for p in runs], committed["note"])
+    assert rebuilt == committed
+    threshold = _ci_threshold()
+    assert all(spread <= threshold / 2 for spread in committed["spread"].values()), committed["spread"]
+
+
+def _ci_threshold() -> float:
+    """The --fail-above of `make bench-ci`, as a fraction."""
+    text = (ROOT / "Makefile").read_text()
+    return float(text.split("--fail-above", 1)[1].split()[0]) / 100.0
 
 
 def test_missing_gpu_is_reported_with_a_reason(monkeypatch):
@@ -76,8 +132,9 @@ def test_gpu_column_and_pairing_on_logical_cpu_devices(tmp_path):
                                        "--bench-no-tutorial", "--bench-logical-cpus", "2"],
                             {bench.GPU_OVERRIDE_ENV: "/device:CPU:1"})
     by_device = {r["device"]: r for r in rows}
-    assert by_device["cpu"]["device_name"].endswith("CPU:0")
-    assert by_device["gpu"]["device_name"] == "/device:CPU:1"
+    # where the step's result actually lives, read from the tensor, not from the request
+    assert by_device["cpu"]["ran_on"].endswith("/device:CPU:0")
+    assert by_device["gpu"]["ran_on"].endswith("/device:CPU:1")
     for row in rows:
         assert row["evaluations_per_step"] == 1.0 and row["warmup_seconds"] > row["median_seconds"]
         assert row["gflop_per_step"] > 0 and row["peak_memory_mb"] > 0
@@ -86,11 +143,18 @@ def test_gpu_column_and_pairing_on_logical_cpu_devices(tmp_path):
     assert "x" in stdout.split("nstcore train-step benchmarks")[1]  # the speed-up column is filled
 
 
-def test_gate_catches_a_deliberately_slowed_engine(tmp_path):
-    """An extra redundant forward pass per evaluation must fail the CI gate's threshold."""
-    rows, _ = _harness(tmp_path, ["--bench-sizes", "128", "--bench-solvers", "adam",
-                                  "--bench-devices", "cpu", "--bench-compile", "graph",
-                                  "--bench-rounds", "5"], {bench.SLOWDOWN_ENV: "1"})
-    baseline = bench.load_json(ROOT / "benchmarks" / "baseline.json")
-    report, regressions = bench.compare(rows, baseline, 0.25)
-    assert len(report) == 1 and len(regressions) == 1, report
+GATE_ARGS = ["--bench-sizes", "128", "--bench-solvers", "adam", "--bench-devices", "cpu",
+             "--bench-compile", "graph", "--bench-rounds", "15", "--bench-min-time", "4"]
+
+
+@pytest.mark.parametrize("slowdown,fails", [("0.3", True), ("", False)])
+def test_gate_fails_a_30_percent_slowdown_and_passes_the_real_engine(tmp_path, slowdown, fails):
+    """Both directions, at the CI gate's own threshold, against the committed baseline's row."""
+    rows, _ = _harness(tmp_path, GATE_ARGS, {bench.SLOWDOWN_ENV: slowdown})
+    (nstcore_row,) = [r for r in rows if r["impl"] == "nstcore"]
+    assert nstcore_row["slowdown"] == (0.3 if slowdown else 0.0)
+    committed = bench.load_json(ROOT / "benchmarks" / "baseline.json")
+    key = "nstcore/adam/128/cpu/graph"
+    baseline = {"rows": {key: committed["rows"][key]}, "spread": {key: committed["spread"][key]}}
+    report, failures = bench.compare(rows, baseline, _ci_threshold())
+    assert bool(failures) == fails, report

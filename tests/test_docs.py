@@ -65,3 +65,11 @@ def test_every_block_of_the_plugin_tutorial_runs(tmp_path, user_env, weights_pat
     assert "passed" in joined
     assert (tmp_path / "steps.csv").read_text().count("\n") == 3
     assert "register_losses" in joined  # plugins --hooks
+    # the doc's test command works from a folder that holds a clone named nstcore/
+    (tmp_path / "nstcore" / "nstcore").mkdir(parents=True)
+    (tmp_path / "nstcore" / "README.md").write_text("a clone of nstcore\n")
+    (command,) = [c for lang, _, body in blocks() if lang == "sh"
+                  for c in body.splitlines() if c.startswith("pytest ")]
+    proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=user_env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "passed" in proc.stdout, proc.stdout + proc.stderr

@@ -2,14 +2,13 @@
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 import plugin_for_tests
 from nstcore import cli, hookimpl
-from nstcore.errors import PluginError
+from nstcore.errors import InputError
 from nstcore.plugins import get_plugin_manager
 
 TESTS = Path(__file__).resolve().parent
@@ -58,13 +57,17 @@ def test_plugin_registered_in_a_test_is_listed_and_used_by_run(image_files, weig
 
 
 def test_env_module_plugin_is_loaded_in_a_fresh_process_without_tensorflow(tmp_path):
-    start = time.perf_counter()
-    proc = _subprocess(["plugins"], {"NSTCORE_PLUGINS": "lazy_plugin_for_tests"}, tmp_path)
-    elapsed = time.perf_counter() - start
+    import os
+
+    code = ("import sys; from nstcore import cli; code = cli.main(['plugins']);"
+            " assert 'tensorflow' not in sys.modules, 'tensorflow was imported'; sys.exit(code)")
+    env = dict(os.environ, NSTCORE_PLUGINS="lazy_plugin_for_tests")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "lazy_plugin_for_tests" in proc.stdout and "shout" in proc.stdout
     assert proc.stderr == ""
-    assert elapsed < 3.0  # TensorFlow alone takes 4-6 s to import; this must not load it
 
 
 def test_broken_plugins_warn_in_one_line_and_the_rest_still_work(monkeypatch, capsys):
@@ -85,25 +88,12 @@ def test_broken_plugins_warn_in_one_line_and_the_rest_still_work(monkeypatch, ca
     assert "broken-register" in err[1] and "brokendist" in err[1] and "boom in registration" in err[1]
 
 
-def test_two_plugins_registering_one_name_is_an_error_naming_both(capsys):
-    class Duplicate:
-        @hookimpl
-        def register_losses(self, register):
-            register("gram", "somewhere:Else")
-
-    get_plugin_manager().register(Duplicate(), "dupe", distribution="dupedist", version="2.0")
-    assert cli.main(["plugins"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "'gram'" in err and "nstcore 0.1.0" in err and "dupedist 2.0" in err
-
-
 def test_a_plugin_can_be_disabled_by_name(monkeypatch):
     monkeypatch.setenv("NSTCORE_DISABLE_PLUGINS", "solvers")
     registry = get_plugin_manager().registry
     assert registry.names("solver") == []
     assert "gram" in registry.names("loss")
-    with pytest.raises(PluginError, match="unknown solver 'adam'"):
+    with pytest.raises(InputError, match="unknown solver 'adam'"):
         registry.get("solver", "adam")
 
 

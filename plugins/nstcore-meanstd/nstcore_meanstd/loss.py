@@ -15,10 +15,10 @@ from nstcore.loss import Loss
 EPSILON = 1e-5
 
 
-def channel_moments(features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def channel_moments(features: tf.Tensor, epsilon: float = EPSILON) -> tuple[tf.Tensor, tf.Tensor]:
     """Per-channel mean and standard deviation over positions, each shaped [batch, channels]."""
     mean, variance = tf.nn.moments(features, axes=[1, 2])
-    return mean, tf.sqrt(variance + EPSILON)
+    return mean, tf.sqrt(variance + epsilon)
 
 
 class MeanStdStyleLoss(Loss):
@@ -28,13 +28,17 @@ class MeanStdStyleLoss(Loss):
     default_weight = 1e3
     default_layers = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
+    def __init__(self, epsilon: float = EPSILON, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
     def prepare(self, content: Features, style: Features) -> None:
-        self.targets = {name: channel_moments(style[name]) for name in self.layers}
+        self.targets = {name: channel_moments(style[name], self.epsilon) for name in self.layers}
 
     def __call__(self, features: Features, image: Any) -> tf.Tensor:
         terms = []
         for name in self.layers:
-            mean, std = channel_moments(features[name])
+            mean, std = channel_moments(features[name], self.epsilon)
             target_mean, target_std = self.targets[name]
             terms.append(tf.reduce_mean(tf.square(mean - target_mean))
                          + tf.reduce_mean(tf.square(std - target_std)))

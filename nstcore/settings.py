@@ -1,0 +1,138 @@
+"""The run options: defined once here, and from this table come ``nstcore run``'s flags,
+:class:`Settings`, the keywords of :func:`nstcore.stylize` and the report's ``settings``.
+
+Options that belong to one plugin (VGG19's weights file, Adam's learning rate) are not here: the
+plugin declares them (:mod:`nstcore.options`) and they reach it through ``--extractor-option``,
+``--loss-option``, ``--solver-option`` or the shorthand flag the plugin declares.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from nstcore.errors import InputError
+from nstcore.options import Option, OptionValueError, did_you_mean
+
+DEFAULT_LOSSES = ("content", "gram", "tv")
+#: Which core weight and layer options apply to a loss, by the loss's declared role.
+ROLE_WEIGHT = {"content": "content_weight", "style": "style_weight", "regularizer": "tv_weight"}
+ROLE_LAYERS = {"content": "content_layers", "style": "style_layers"}
+
+RUN_OPTIONS: tuple[Option, ...] = (
+    Option("optimizer", str, "adam", "solver plugin: adam, lbfgs or any registered"),
+    Option("steps", int, 100, "solver steps", minimum=1),
+    Option("size", int, 512, "long side of the output in pixels", minimum=16),
+    Option("extractor", str, "vgg19", "feature extractor plugin"),
+    Option("losses", "names", DEFAULT_LOSSES, "loss plugins to use"),
+    Option("content_weight", float, None, "weight of content losses (default: each loss's own;"
+           " the built-in content loss: 1e4)", minimum=0),
+    Option("style_weight", float, None, "weight of style losses (default: each loss's own;"
+           " the built-in gram loss: 1e-2)", minimum=0),
+    Option("tv_weight", float, None, "weight of regularisers (default: each loss's own;"
+           " the built-in tv loss: 30)", minimum=0),
+    Option("content_layers", "names", None, "layers of content losses (default: each loss's"
+           " own; the built-in content loss: block5_conv2)"),
+    Option("style_layers", "names", None, "layers of style losses (default: each loss's own;"
+           " the built-in gram loss: block1_conv1,...,block5_conv1)"),
+    Option("init", str, "content", "starting image", choices=("content", "noise")),
+    Option("seed", int, None, "random seed (noise init, determinism)", minimum=0),
+    Option("device", str, "auto", "where to compute", choices=("auto", "cpu", "gpu")),
+    Option("memory_limit", float, None, "refuse runs estimated above this many GiB"
+           " (default: available memory)", above=0),
+)
+
+
+@dataclass(frozen=True)
+class MapOption:
+    """A repeatable ``--flag KEY=VALUE`` option collected into a dict."""
+
+    name: str
+    flag: str
+    metavar: str
+    help: str
+
+
+MAP_OPTIONS: tuple[MapOption, ...] = (
+    MapOption("loss_weights", "--weight", "LOSS=W", "weight of one loss by name (repeatable)"),
+    MapOption("extractor_options", "--extractor-option", "KEY=V",
+              "option of the extractor plugin (repeatable; see `nstcore plugins --options NAME`)"),
+    MapOption("loss_options", "--loss-option", "LOSS.KEY=V", "option of one loss plugin (repeatable)"),
+    MapOption("solver_options", "--solver-option", "KEY=V",
+              "option of the solver plugin (repeatable), e.g. learning_rate=0.05"),
+)
+
+_BY_NAME = {option.name: option for option in RUN_OPTIONS}
+_MAPS = {option.name for option in MAP_OPTIONS}
+
+
+def flag_of(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+class Settings:
+    """Every setting of a run; the defaults reproduce the TensorFlow tutorial's objective.
+
+    Keywords are the run options above, the four option maps (``solver_options={...}``, ...), and
+    the shorthand keywords plugins declare (``weights=``, ``precision=``, ``xla=``), kept in
+    :attr:`shorthands` until the plugins are built. Values are converted and checked here.
+    """
+
+    def __init__(self, **values: Any) -> None:
+        from nstcore.plugins import get_plugin_manager
+
+        shorthand_keywords = get_plugin_manager().registry.shorthand_keywords()
+        self.shorthands: dict[str, Any] = {}
+        for key, value in values.items():
+            if key in _BY_NAME or key in _MAPS:
+                continue
+            if key in shorthand_keywords:
+                if value is not None and value is not False:
+                    self.shorthands[key] = value
+                continue
+            known = [*_BY_NAME, *_MAPS, *shorthand_keywords]
+            raise InputError(f"unknown option {key!r}{did_you_mean(key, known)}"
+                             f" (options: {', '.join(sorted(known))})")
+        for option in RUN_OPTIONS:
+            try:
+                setattr(self, option.name, option.convert(values.get(option.name, option.default)))
+            except OptionValueError as exc:
+                raise InputError(f"{option.name}: {exc}") from None
+        for option in MAP_OPTIONS:
+            setattr(self, option.name, _checked_map(option, values.get(option.name)))
+        self._check()
+
+    def _check(self) -> None:
+        for name, value in self.loss_weights.items():
+            try:
+                self.loss_weights[name] = Option(name, float, 0.0, minimum=0).convert(value)
+            except OptionValueError as exc:
+                raise InputError(f"--weight {name}: {exc}") from None
+        for field in ("loss_weights", "loss_options"):
+            unknown = sorted(set(getattr(self, field)) - set(self.losses))
+            if unknown:
+                flag = next(o.flag for o in MAP_OPTIONS if o.name == field)
+                raise InputError(f"{flag} names loss '{unknown[0]}', which is not in --losses"
+                                 f" ({', '.join(self.losses)})")
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {option.name: getattr(self, option.name) for option in RUN_OPTIONS}
+        data["losses"] = list(self.losses)
+        for option in MAP_OPTIONS:
+            data[option.name] = getattr(self, option.name)
+        data["shorthands"] = dict(self.shorthands)
+        return data
+
+    def __repr__(self) -> str:
+        return f"Settings({self.as_dict()})"
+
+
+def _checked_map(option: MapOption, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InputError(f"{option.name} must be a dict, got {type(value).__name__}")
+    if option.name == "loss_options":
+        if not all(isinstance(v, Mapping) for v in value.values()):
+            raise InputError("loss_options must map each loss name to a dict of its options")
+        return {str(k): dict(v) for k, v in value.items()}
+    return {str(k): v for k, v in value.items()}

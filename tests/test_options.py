@@ -1,0 +1,211 @@
+"""Plugin options are declared, converted and checked before any image is read; a solver that
+stops early says why; a plugin failing in its constructor is named."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import nstcore
+from nstcore import cli, hookimpl
+from nstcore.errors import InputError
+from nstcore.options import Option
+from nstcore.plugins import get_plugin_manager
+from nstcore.solver import Solver, SolverStopped, Stepper
+
+ADAM = "solver 'adam' from plugin 'solvers' (nstcore 0.1.0)"
+LBFGS = "solver 'lbfgs' from plugin 'solvers' (nstcore 0.1.0)"
+
+ROWS = {
+    "learning_rate=abc": (["--solver-option", "learning_rate=abc"],
+                          f"{ADAM} option learning_rate: must be a finite number > 0, got 'abc'"),
+    "learning_rate=-1": (["--solver-option", "learning_rate=-1"],
+                         f"{ADAM} option learning_rate: must be a finite number > 0, got '-1'"),
+    "learning_rate=nan": (["--solver-option", "learning_rate=nan"],
+                          f"{ADAM} option learning_rate: must be a finite number > 0, got 'nan'"),
+    "num_correction_pairs=-3": (["--optimizer", "lbfgs", "--solver-option", "num_correction_pairs=-3"],
+                                f"{LBFGS} option num_correction_pairs: must be a whole number >= 1,"
+                                " got '-3'"),
+    "first_step=0": (["--optimizer", "lbfgs", "--steps", "3", "--solver-option", "first_step=0"],
+                     f"{LBFGS} option first_step: must be a finite number > 0, got '0'"),
+    "beta_1=1": (["--solver-option", "beta_1=1"],
+                 f"{ADAM} option beta_1: must be a finite number >= 0 and < 1, got '1'"),
+    "unknown key": (["--solver-option", "learnig_rate=0.1"],
+                    f"{ADAM} has no option 'learnig_rate'; did you mean 'learning_rate'? (options:"
+                    " beta_1, beta_2, epsilon, jit_compile, learning_rate)"),
+    "extractor option": (["--extractor-option", "precision=float16"],
+                         "extractor 'vgg19' from plugin 'extractors' (nstcore 0.1.0) option"
+                         " precision: must be one of float32, bfloat16, got 'float16'"),
+    "loss option on a loss without options": (["--loss-option", "gram.scale=2"],
+                                              "loss 'gram' from plugin 'losses' (nstcore 0.1.0) has"
+                                              " no option 'scale' (options: none)"),
+    "loss option for an unselected loss": (["--loss-option", "meanstd.epsilon=1"],
+                                           "--loss-option names loss 'meanstd', which is not in"
+                                           " --losses (content, gram, tv)"),
+    "loss option without a dot": (["--loss-option", "epsilon=1"],
+                                  "--loss-option must look like LOSS.KEY=VALUE, got 'epsilon=1'"),
+    "xla is not a value flag": (["--xla", "--optimizer", "lbfgs", "--solver-option", "jit_compile=maybe"],
+                                f"{LBFGS} option jit_compile: must be true or false, got 'maybe'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROWS))
+def test_bad_plugin_option_is_one_line_exit_2_and_nothing_written(case, image_files, tmp_path, capsys):
+    extra, message = ROWS[case]
+    content, style = image_files
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = cli.main(["run", str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "32",
+                     "--steps", "2", "-q", *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines() == [f"nstcore: error: {message}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_options_are_checked_before_any_image_is_read(tmp_path):
+    with pytest.raises(InputError, match="option learning_rate: must be a finite number > 0"):
+        nstcore.stylize(tmp_path / "missing.png", tmp_path / "missing2.png",
+                        solver_options={"learning_rate": -1.0})
+    with pytest.raises(InputError, match="has no option 'learnig_rate'; did you mean 'learning_rate'"):
+        nstcore.stylize(tmp_path / "missing.png", tmp_path / "missing2.png",
+                        solver_options={"learnig_rate": 0.1})
+    with pytest.raises(InputError, match=r"unknown option 'stpes'; did you mean 'steps'\?"):
+        nstcore.stylize(tmp_path / "missing.png", tmp_path / "missing2.png", stpes=3)
+
+
+def test_declared_values_reach_the_plugin_and_the_report(image_files, tmp_path, weights_path):
+    content, style = image_files
+    report = tmp_path / "r.json"
+    assert cli.main(["run", str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "32",
+                     "--steps", "2", "-q", "--weights", weights_path, "--report", str(report),
+                     "--solver-option", "learning_rate=0.05", "--solver-option", "beta_1=0.9"]) == 0
+    plugins = json.loads(report.read_text())["plugins"]
+    assert plugins["solver"]["options"] == {"learning_rate": 0.05, "beta_1": 0.9, "beta_2": 0.999,
+                                            "epsilon": 0.1, "jit_compile": False}
+    assert plugins["extractor"]["options"] == {"weights": weights_path, "precision": "float32"}
+
+
+def test_option_declarations_convert_and_bound():
+    rate = Option("rate", float, 1.0, above=0, below=1)
+    assert rate.convert("0.5") == 0.5 and rate.convert(0.25) == 0.25
+    for bad in ("0", "1", "inf", "-0.1", True, "x"):
+        with pytest.raises(ValueError):
+            rate.convert(bad)
+    count = Option("count", int, 1, minimum=1, maximum=3)
+    assert count.convert("3") == 3 and count.convert(2.0) == 2
+    for bad in ("1.5", "4", "0", 1.5, False):
+        with pytest.raises(ValueError):
+            count.convert(bad)
+    flag = Option("on", bool, False)
+    assert flag.convert("yes") is True and flag.convert("0") is False
+    names = Option("layers", "names", ("a",))
+    assert names.convert("a, b,c") == ("a", "b", "c")
+    with pytest.raises(ValueError, match="at least one name"):
+        names.convert(" , ")
+    with pytest.raises(ValueError, match="type must be one of"):
+        Option("x", list, [])
+
+
+# -- solvers that stop early ---------------------------------------------------------------------
+class _StopsAtTwo(Solver):
+    converged = True
+
+    def start(self, objective, image):
+        solver = self
+
+        class _Stepper(Stepper):
+            steps = 0
+
+            def step(self):
+                self.steps += 1
+                if self.steps == 3:
+                    raise SolverStopped("nothing left to improve" if solver.converged
+                                        else "the line search found no lower loss",
+                                        converged=solver.converged)
+                total, terms = objective(image)
+                return total, terms, self.steps
+
+            def image(self):
+                return image
+
+        return _Stepper()
+
+
+class _Failing(_StopsAtTwo):
+    converged = False
+
+
+class _Broken(Solver):
+    def __init__(self):
+        raise RuntimeError("no GPU kernels for this solver")
+
+    def start(self, objective, image):  # pragma: no cover
+        raise AssertionError
+
+
+class _EarlyPlugin:
+    @hookimpl
+    def register_solvers(self, register):
+        register("stops", _StopsAtTwo)
+        register("fails", _Failing)
+        register("broken", _Broken)
+
+
+@pytest.mark.parametrize("solver,code,status,line", [
+    ("stops", 0, "converged",
+     "nstcore: the solver stopped after step 2 of 5: nothing left to improve"),
+    ("fails", 4, "solver_failed",
+     "nstcore: error: the solver stopped after step 2 of 5: the line search found no lower loss;"
+     " saved the image of step 2 to {out}"),
+])
+def test_a_solver_that_stops_early_says_why(solver, code, status, line, image_files, tmp_path,
+                                            capsys, weights_path):
+    get_plugin_manager().register(_EarlyPlugin(), "early", distribution="earlydist", version="1.0")
+    content, style = image_files
+    out, report = tmp_path / "o.png", tmp_path / "r.json"
+    result = cli.main(["run", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "5",
+                       "-q", "--optimizer", solver, "--weights", weights_path, "--report", str(report)])
+    captured = capsys.readouterr()
+    assert result == code
+    assert captured.err.splitlines()[0] == line.format(out=out)
+    data = json.loads(report.read_text())
+    assert data["status"] == status and data["steps_done"] == 2
+    assert data["message"] == line.split(": ", 1)[1].replace("error: ", "").split(";")[0]
+    assert out.is_file()
+
+
+def test_a_plugin_raising_in_its_constructor_is_named(image_files, tmp_path, capsys):
+    get_plugin_manager().register(_EarlyPlugin(), "early", distribution="earlydist", version="1.0")
+    content, style = image_files
+    code = cli.main(["run", str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "32",
+                     "--steps", "2", "--optimizer", "broken"])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "nstcore: error: solver 'broken' from plugin 'early' (earlydist 1.0) failed to build:"
+        " RuntimeError: no GPU kernels for this solver"]
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_lbfgs_reports_a_genuine_convergence(weights_path):
+    import tensorflow as tf
+
+    from nstcore.plugins import get_plugin_manager
+
+    component = get_plugin_manager().registry.get("solver", "lbfgs")
+    solver = component.create(**component.resolve_options({}))
+    target = tf.constant(np.full((1, 4, 4, 3), 0.25, np.float32))
+
+    class Quadratic:
+        term_names = ("d",)
+
+        def __call__(self, image):
+            distance = tf.reduce_sum(tf.square(image - target))
+            return distance, {"d": distance}
+
+    stepper = solver.start(Quadratic(), tf.constant(np.full((1, 4, 4, 3), 0.4, np.float32)))
+    with pytest.raises(SolverStopped) as stop:
+        for _ in range(50):
+            stepper.step()
+    assert stop.value.converged and "converged" in stop.value.reason
+    np.testing.assert_allclose(stepper.image().numpy(), target.numpy(), atol=1e-4)
