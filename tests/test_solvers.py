@@ -55,8 +55,8 @@ def test_api_refuses_unknown_options_clearly(tiny_pair):
 def test_bfloat16_precision_runs_close_to_float32(tiny_pair, weights_path):
     full = _run(tiny_pair, weights_path, optimizer="adam", steps=3)
     fast = _run(tiny_pair, weights_path, optimizer="adam", steps=3, precision="bfloat16")
-    for a, b in zip(full.losses, fast.losses):
-        assert b["total"] == pytest.approx(a["total"], rel=0.05)
+    for a, b in zip(full.losses, fast.losses):  # measured 1.1-1.8 % apart at 64 px
+        assert b["total"] == pytest.approx(a["total"], rel=0.025)
     assert fast.image.min() >= 0.0 and fast.image.max() <= 1.0
 
 
@@ -97,3 +97,26 @@ def test_lbfgs_pixels_that_overshoot_the_range_move_back():
     image = stepper.image().numpy()
     assert image.min() >= 0.0 and image.max() <= 1.0
     np.testing.assert_allclose(image[0, :3], 0.3, atol=0.02)  # they came back and converged
+
+
+@pytest.mark.parametrize("flags,native", [({"avx2", "fma"}, False), ({"avx2", "avx512_bf16"}, True),
+                                          ({"amx_bf16"}, True)])
+def test_precision_auto_picks_bfloat16_only_where_it_is_native(flags, native, monkeypatch, capsys,
+                                                                weights_path):
+    from nstcore_builtins import vgg19
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU decides on its own")
+    monkeypatch.setattr(vgg19, "cpu_flags", lambda: flags)
+    auto = vgg19.VGG19Extractor(weights=weights_path, precision="auto")
+    assert auto.precision == ("bfloat16" if native else "float32")
+    assert auto.describe()["requested_precision"] == "auto"
+    assert capsys.readouterr().err == ""
+    vgg19.VGG19Extractor(weights=weights_path, precision="bfloat16")
+    warning = capsys.readouterr().err.splitlines()
+    if native:
+        assert warning == []
+    else:
+        assert warning == ["nstcore: warning: --precision bfloat16: this machine has no native"
+                           " bfloat16 (no GPU, no avx512_bf16 or amx_bf16 CPU flag), so it will run"
+                           " several times slower than float32; use --precision auto or float32"]

@@ -5,9 +5,10 @@ from nstcore.options import Option
 VGG19_OPTIONS = (
     Option("weights", "path", None, "Keras VGG19 no-top weights (.h5 / .weights.h5); default:"
            " found or fetched as `nstcore weights` says", flag="--weights"),
-    Option("precision", str, "float32", "convolution precision; bfloat16 is faster only on CPUs"
-           " with native bfloat16 (AVX512-BF16, AMX), measured 1.8x on one such CPU; float32 is"
-           " the tutorial's", choices=("float32", "bfloat16"), flag="--precision"),
+    Option("precision", str, "float32", "convolution precision: float32 (the tutorial's), bfloat16"
+           " (1.8x faster on one CPU with AVX512-BF16, 7-11x slower on CPUs without native"
+           " bfloat16), or auto (bfloat16 only where native)",
+           choices=("float32", "bfloat16", "auto"), flag="--precision"),
 )
 
 
