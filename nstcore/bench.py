@@ -135,10 +135,11 @@ def slowed(step: Callable[[], None], fraction: float) -> Callable[[], None]:
     if fraction <= 0:
         return step
 
-    def slow_step() -> None:
+    def slow_step() -> Any:
         start = time.perf_counter()
-        step()
+        outcome = step()
         time.sleep(fraction * (time.perf_counter() - start))
+        return outcome
 
     return slow_step
 
@@ -231,12 +232,12 @@ def run_loop_pairs(size: int, device: BenchDevice, reference: StepTarget, pairs:
     from nstcore.settings import Settings
 
     content, style = bench_images(size)
-    settings = Settings(optimizer="adam", steps=pairs + 2, size=size)
+    settings = Settings(optimizer="adam", steps=pairs + 2, size=size, scales="1")
     prepared = prepare_run(settings, content, style)
     prepared.engine.device = device.name
     fraction = slowdown_fraction()
     if fraction > 0:
-        prepared.engine.solver.minimize = _slowed_minimize(prepared.engine.solver.minimize, fraction)
+        prepared.engine.solver.start = _slowed_start(prepared.engine.solver.start, fraction)
     marks: list[tuple[float, float, float]] = []  # (hook entered, reference seconds, hook left)
 
     def on_step(info: Any) -> None:
@@ -254,17 +255,12 @@ def run_loop_pairs(size: int, device: BenchDevice, reference: StepTarget, pairs:
     return steps, ratios, gflop
 
 
-def _slowed_minimize(minimize: Callable[..., Any], fraction: float) -> Callable[..., Any]:
-    def wrapped(objective: Any, image: Any, steps: int, callback: Any) -> Any:
-        last = {"t": time.perf_counter()}
-
-        def slow_callback(*args: Any) -> Any:
-            time.sleep(fraction * (time.perf_counter() - last["t"]))
-            outcome = callback(*args)
-            last["t"] = time.perf_counter()
-            return outcome
-
-        return minimize(objective, image, steps, slow_callback)
+def _slowed_start(start: Callable[..., Any], fraction: float) -> Callable[..., Any]:
+    """``solver.start`` whose steppers' steps are ``fraction`` slower (for testing the gate)."""
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        stepper = start(*args, **kwargs)
+        stepper.step = slowed(stepper.step, fraction)
+        return stepper
 
     return wrapped
 

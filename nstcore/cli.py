@@ -278,11 +278,11 @@ def _run(args: argparse.Namespace, content: str, style: str) -> int:
     output = check_output_path(args.output, (content, style))
     report_path = _check_report_path(args.report, (content, style, output))
     prepared = prepare_run(settings, content, style)
-    progress = Progress(settings.steps, quiet=args.quiet)
+    progress = Progress(settings.steps * len(prepared.sizes), quiet=args.quiet)
 
     def on_step(info: Any) -> None:
         progress.update(info)
-        if args.save_every and info.step % args.save_every == 0 and info.step < settings.steps:
+        if args.save_every and info.step % args.save_every == 0 and info.step < progress.steps:
             save_image(_snapshot_path(output, info.step), info.image)
 
     terminated = []

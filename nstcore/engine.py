@@ -24,7 +24,7 @@ import tensorflow as tf  # noqa: E402
 from nstcore.errors import InputError, PluginError  # noqa: E402
 from nstcore.extractor import FeatureExtractor  # noqa: E402
 from nstcore.loss import Loss  # noqa: E402
-from nstcore.solver import Solver, SolverStopped  # noqa: E402
+from nstcore.solver import Solver, SolverStopped, Stepper  # noqa: E402
 
 
 @dataclass
@@ -39,6 +39,7 @@ class StepInfo:
     elapsed: float
     evaluations: int
     image: Any  # [1, h, w, 3] tensor in [0, 1]
+    size: int = 0  # the long side of the scale this step ran at
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Result:
     stopped: str | None = None
     message: str = ""
     device: str = ""
+    #: one entry per scale: size, height, width, first_step (and "stopped" if it ended early)
+    scales: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def steps(self) -> int:
@@ -116,6 +119,7 @@ class Engine:
         self.solver = solver
         self.device = device
         self.objective = Objective(extractor, self.losses, origins)
+        self._selected: list[str] | None = None
 
     def layers(self) -> list[str]:
         """The union of the layers the losses need, in the extractor's order."""
@@ -134,7 +138,9 @@ class Engine:
         layers = self.layers()
         with self.device_scope():
             if layers:
-                self.extractor.select(layers)
+                if self._selected != layers:  # once per engine: building the network is slow
+                    self.extractor.select(layers)
+                    self._selected = layers
                 content_features = self.extractor(tf.constant(content[None], tf.float32))
                 style_features = self.extractor(tf.constant(style[None], tf.float32))
             else:
@@ -180,26 +186,38 @@ class Engine:
 
     def run(self, content: np.ndarray, style: np.ndarray, steps: int, *,
             init: np.ndarray | None = None,
-            on_step: Callable[[StepInfo], Any] | None = None) -> Result:
-        """Run ``steps`` solver steps from ``init`` (default: the content image).
+            on_step: Callable[[StepInfo], Any] | None = None,
+            sizes: Sequence[int] | None = None, style_scale: float = 1.0) -> Result:
+        """Run ``steps`` solver steps at each size of ``sizes`` (coarse to fine; default: one
+        scale, the content's own size), starting from ``init`` (default: the content image).
 
-        Ctrl-C stops the run and returns the last image with ``stopped="interrupted"``; a
-        non-finite loss stops it with ``stopped="nonfinite"`` and keeps the last finite image.
+        ``content`` and ``style`` come at the final size; each scale resizes them (the style to
+        ``style_scale`` times the scale's long side), recomputes the losses' targets, and starts
+        from the previous scale's result upsampled (bicubic, clipped to [0, 1]), with the solver's
+        carried state (:meth:`nstcore.solver.Stepper.carry`). Ctrl-C stops the run and returns
+        the last image with ``stopped="interrupted"``; a non-finite loss stops it with
+        ``stopped="nonfinite"`` and keeps the last finite image.
         """
+        from nstcore.imageio import long_side_shape
+        from nstcore.pyramid import resize_to
+
         if steps < 1:
             raise InputError(f"steps must be at least 1, got {steps}")
-        start = self._begin(content, style, init)
-        result = Result(image=start[0].copy(), device=self.device or "default")
-        clock = {"last": time.perf_counter(), "start": time.perf_counter()}
+        sizes = list(sizes or [max(content.shape[:2])])
+        total_steps = steps * len(sizes)
+        start_image = np.asarray(content if init is None else init, dtype=np.float32)
+        result = Result(image=start_image.copy(), device=self.device or "default")
+        clock = {"last": time.perf_counter(), "start": time.perf_counter(), "evaluations": 0}
+        scale = {"size": sizes[0]}
 
-        def callback(step: int, image: Any, total: Any, terms: Mapping[str, Any],
-                     evaluations: int) -> bool:
+        def callback(image: Any, total: Any, terms: Mapping[str, Any], evaluations: int) -> bool:
             total_value = float(total)  # reads the result back, so the timer sees finished work
             now = time.perf_counter()
             seconds, clock["last"] = now - clock["last"], now
+            step = result.steps + 1
             values = {name: float(value) for name, value in terms.items()}
             result.step_seconds.append(seconds)
-            result.evaluations = evaluations
+            result.evaluations = clock["evaluations"] + evaluations
             result.losses.append({"step": step, "total": total_value, **values})
             if not math.isfinite(total_value):
                 result.stopped = "nonfinite"
@@ -213,20 +231,52 @@ class Engine:
                 return False
             result.image = array.copy()
             if on_step is not None:
-                info = StepInfo(step, steps, total_value, values, seconds, now - clock["start"],
-                                evaluations, image)
+                info = StepInfo(step, total_steps, total_value, values, seconds, now - clock["start"],
+                                result.evaluations, image, scale["size"])
                 if on_step(info) is False:
                     return False
             return True
 
+        state = None
         try:
-            with self.device_scope():
-                self.solver.minimize(self.objective, tf.constant(start), steps, callback)
+            for index, size in enumerate(sizes):
+                scale["size"] = size
+                shape = long_side_shape(*content.shape[:2], size)
+                style_shape = long_side_shape(*style.shape[:2], max(1, round(size * style_scale)))
+                self.prepare(resize_to(content, shape), resize_to(style, style_shape))
+                if index == 0:
+                    begin = resize_to(start_image, shape)
+                else:
+                    begin = np.clip(resize_to(result.image, shape, "bicubic"), 0.0, 1.0)
+                result.scales.append({"size": size, "height": shape[0], "width": shape[1],
+                                      "first_step": result.steps + 1})
+                with self.device_scope():
+                    stepper = self._start(tf.constant(begin[None]), state)
+                    try:
+                        for _ in range(steps):
+                            total, terms, evaluations = stepper.step()
+                            if callback(stepper.image(), total, terms, evaluations) is False:
+                                return result
+                    except SolverStopped as stop:
+                        if index == len(sizes) - 1:
+                            raise
+                        result.scales[-1]["stopped"] = stop.reason  # go on at the next size
+                    clock["evaluations"] = result.evaluations
+                    if index + 1 < len(sizes):
+                        next_shape = long_side_shape(*content.shape[:2], sizes[index + 1])
+                        state = stepper.carry(next_shape)
         except SolverStopped as stop:
             result.stopped = "converged" if stop.converged else "solver_failed"
-            result.message = (f"the solver stopped after step {result.steps} of {steps}:"
+            result.message = (f"the solver stopped after step {result.steps} of {total_steps}:"
                               f" {stop.reason}")
         except KeyboardInterrupt:
             result.stopped = "interrupted"
             result.message = f"interrupted after {result.steps} step(s)"
         return result
+
+    def _start(self, image: Any, state: Any) -> Stepper:
+        """The solver's stepper; ``state`` (carried from the previous scale) only when there is one,
+        so solvers whose ``start`` takes no state keep working."""
+        if state is None:
+            return self.solver.start(self.objective, image)
+        return self.solver.start(self.objective, image, state=state)

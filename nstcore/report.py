@@ -36,6 +36,7 @@ def build_report(settings: dict[str, Any], result: Any, *, extractor: Any = None
         "message": result.message,
         "device": result.device,
         "steps_done": result.steps,
+        "scales": result.scales,
         "loss_evaluations": result.evaluations,
         "timings": {
             "first_step_seconds": result.first_step_seconds,

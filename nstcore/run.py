@@ -105,19 +105,22 @@ def read_inputs(content: Any, style: Any) -> list[tuple[str, np.ndarray]]:
     return arrays
 
 
-def resize_inputs(arrays: list[tuple[str, np.ndarray]], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Both images with long side ``size``; a short side too small for VGG19 is refused first."""
+def resize_inputs(arrays: list[tuple[str, np.ndarray]], size: int,
+                  style_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Content with long side ``size``, style with ``style_size`` (default: the same); a short
+    side too small for VGG19 is refused first."""
     from nstcore.imageio import long_side_shape, resize_long_side
     from nstcore.tfload import load_tensorflow
 
+    sizes = {"content": size, "style": style_size or size}
     for label, array in arrays:
-        short = min(long_side_shape(array.shape[0], array.shape[1], size))
+        short = min(long_side_shape(array.shape[0], array.shape[1], sizes[label]))
         if short < MIN_FEATURE_SIDE:
-            raise InputError(f"{label} image is {array.shape[1]}x{array.shape[0]}; at --size {size}"
+            raise InputError(f"{label} image is {array.shape[1]}x{array.shape[0]}; at {sizes[label]} px"
                              f" its short side is {short} px, below the {MIN_FEATURE_SIDE} px"
                              " VGG19 needs (use a larger --size)")
     load_tensorflow()
-    content, style = (np.clip(resize_long_side(array, size), 0.0, 1.0) for _, array in arrays)
+    content, style = (np.clip(resize_long_side(array, sizes[label]), 0.0, 1.0) for label, array in arrays)
     return content, style
 
 
@@ -156,6 +159,7 @@ class PreparedRun:
     content: np.ndarray
     style: np.ndarray
     init: np.ndarray
+    sizes: list[int]
 
     def execute(self, on_step: Callable | None = None):
         manager = get_plugin_manager()
@@ -166,7 +170,8 @@ class PreparedRun:
             return on_step(info) if on_step is not None else None
 
         result = self.engine.run(self.content, self.style, self.settings.steps, init=self.init,
-                                 on_step=step_hook)
+                                 on_step=step_hook, sizes=self.sizes,
+                                 style_scale=self.settings.style_scale)
         manager.call("on_run_end", result=result)
         return result
 
@@ -186,7 +191,9 @@ def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
     extractor, losses, solver, origins = build_components(settings, plan)
     height, width = long_side_shape(*arrays[0][1].shape[:2], settings.size)
     check_memory(height * width, _floats_per_pixel(extractor, losses), settings.memory_limit)
-    content_image, style_image = resize_inputs(arrays, settings.size)
+    content_image, style_image = resize_inputs(arrays, settings.size,
+                                               max(1, round(settings.size * settings.style_scale)))
+    sizes = usable_sizes(settings, [array for _, array in arrays])
     device = resolve_device(settings.device)
     seed_everything(settings.seed)
     if settings.init == "noise":
@@ -195,7 +202,29 @@ def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
     else:
         init = content_image
     engine = Engine(extractor, losses, solver, device=device, origins=origins)
-    return PreparedRun(settings, plan, engine, content_image, style_image, init)
+    return PreparedRun(settings, plan, engine, content_image, style_image, init, sizes)
+
+
+def usable_sizes(settings: Settings, images: Sequence[np.ndarray]) -> list[int]:
+    """The run's scales, without the coarse ``auto`` ones at which an image's short side would be
+    below what VGG19 needs; an explicit list with such a size is refused."""
+    from nstcore.imageio import long_side_shape
+
+    def fits(size: int) -> bool:
+        content, style = images
+        style_size = max(1, round(size * settings.style_scale))
+        return (min(long_side_shape(*content.shape[:2], size)) >= MIN_FEATURE_SIDE
+                and min(long_side_shape(*style.shape[:2], style_size)) >= MIN_FEATURE_SIDE)
+
+    sizes = list(settings.sizes)
+    if str(settings.scales).strip().lower() == "auto":
+        return [size for size in sizes if fits(size)] or sizes[-1:]
+    for size in sizes:
+        if not fits(size):
+            raise InputError(f"--scales {settings.scales}: at {size} px an image's short side is"
+                             f" below the {MIN_FEATURE_SIDE} px VGG19 needs (start larger, or use"
+                             " --scales 1)")
+    return sizes
 
 
 def _floats_per_pixel(extractor: Any, losses: Sequence[Any]) -> float | None:

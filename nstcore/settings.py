@@ -22,6 +22,11 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("optimizer", str, "adam", "solver plugin: adam, lbfgs or any registered"),
     Option("steps", int, 100, "solver steps", minimum=1),
     Option("size", int, 512, "long side of the output in pixels", minimum=16),
+    Option("scales", str, "auto", "sizes to optimise at, coarse to fine, --steps at each: auto"
+           " (from 128 px up by factors of sqrt(2)), 1 (one scale: the tutorial's), or a list"
+           " such as 128,256,512 ending at --size"),
+    Option("style_scale", float, 1.0, "long side of the style image relative to the output's",
+           above=0, maximum=8),
     Option("extractor", str, "vgg19", "feature extractor plugin"),
     Option("losses", "names", DEFAULT_LOSSES, "loss plugins to use"),
     Option("content_weight", float, None, "weight of content losses (default: each loss's own;"
@@ -102,6 +107,9 @@ class Settings:
         self._check()
 
     def _check(self) -> None:
+        from nstcore.pyramid import pyramid_sizes
+
+        self.sizes = pyramid_sizes(self.size, self.scales)
         for name, value in self.loss_weights.items():
             try:
                 self.loss_weights[name] = Option(name, float, 0.0, minimum=0).convert(value)

@@ -45,6 +45,15 @@ class Stepper(ABC):
     def image(self) -> Any:
         """The current image, a [1, h, w, 3] tensor in [0, 1]."""
 
+    def carry(self, shape: "tuple[int, int]") -> Any:
+        """State for the next, larger scale of a coarse-to-fine run, resized to ``shape`` (h, w).
+
+        The engine passes it to ``Solver.start(objective, image, state=...)``. The default, None,
+        restarts the solver at each scale (right for L-BFGS, whose curvature pairs do not
+        resize); Adam carries its moment estimates.
+        """
+        return None
+
 
 class Solver(ABC):
     """Builds a :class:`Stepper`; :meth:`minimize` runs it with a callback after every step.
@@ -55,7 +64,11 @@ class Solver(ABC):
 
     @abstractmethod
     def start(self, objective: Objective, image: Any) -> Stepper:
-        """Prepare to minimise ``objective`` from ``image`` (traced functions, optimiser state)."""
+        """Prepare to minimise ``objective`` from ``image`` (traced functions, optimiser state).
+
+        A solver whose steppers :meth:`Stepper.carry` state also accepts ``state=`` (what the
+        previous scale's stepper carried); the engine passes it only when there is one.
+        """
 
     def minimize(self, objective: Objective, image: Any, steps: int,
                  callback: StepCallback) -> Any:

@@ -36,7 +36,7 @@ ROWS = {
                     " beta_1, beta_2, epsilon, jit_compile, learning_rate)"),
     "extractor option": (["--extractor-option", "precision=float16"],
                          "extractor 'vgg19' from plugin 'extractors' (nstcore 0.1.0) option"
-                         " precision: must be one of float32, bfloat16, got 'float16'"),
+                         " precision: must be one of float32, bfloat16, auto, got 'float16'"),
     "loss option on a loss without options": (["--loss-option", "gram.scale=2"],
                                               "loss 'gram' from plugin 'losses' (nstcore 0.1.0) has"
                                               " no option 'scale' (options: none)"),

@@ -17,15 +17,23 @@ class Adam(Solver):
         self.options = dict(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
         self.jit_compile = jit_compile
 
-    def start(self, objective: Objective, image: Any) -> Stepper:
-        return _AdamStepper(objective, image, keras.optimizers.Adam(**self.options), self.jit_compile)
+    def start(self, objective: Objective, image: Any, state: dict[str, Any] | None = None) -> Stepper:
+        return _AdamStepper(objective, image, keras.optimizers.Adam(**self.options), self.jit_compile,
+                            state)
 
 
 class _AdamStepper(Stepper):
-    def __init__(self, objective: Objective, image: Any, optimizer: Any, jit_compile: bool) -> None:
+    def __init__(self, objective: Objective, image: Any, optimizer: Any, jit_compile: bool,
+                 state: dict[str, Any] | None = None) -> None:
         self.variable = tf.Variable(image, dtype=tf.float32, name="image")
         self.evaluations = 0
+        self.optimizer = optimizer
         variable = self.variable
+        optimizer.build([variable])
+        if state is not None:  # moments carried from the previous scale, already resized
+            optimizer._momentums[0].assign(state["m"])
+            optimizer._velocities[0].assign(state["v"])
+            optimizer.iterations.assign(state["iterations"])
 
         @tf.function(jit_compile=jit_compile)
         def train_step():
@@ -45,3 +53,11 @@ class _AdamStepper(Stepper):
 
     def image(self) -> tf.Tensor:
         return tf.convert_to_tensor(self.variable)
+
+    def carry(self, shape: tuple[int, int]) -> dict[str, Any]:
+        """Adam's moments resized to the next scale (as crowsonkb/style-transfer-pytorch does):
+        the first moment bicubically, the second bilinearly and kept non-negative; the step
+        count carries over so the bias correction does not restart."""
+        m = tf.image.resize(self.optimizer._momentums[0], shape, method="bicubic")
+        v = tf.nn.relu(tf.image.resize(self.optimizer._velocities[0], shape, method="bilinear"))
+        return {"m": m, "v": v, "iterations": int(self.optimizer.iterations.numpy())}
