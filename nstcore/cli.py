@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", default="nstcore-demo.png", help="output image (default: %(default)s)")
     _add_run_options(demo)
     # visibly stylised in 40 L-BFGS steps at 256 px
-    demo.set_defaults(steps=40, size=256, optimizer="lbfgs", style_weight=1.0)
+    demo.set_defaults(steps=40, size=256, optimizer="lbfgs", style_weight=1.0, scales="1")
 
     plugins = sub.add_parser("plugins", help="list loaded plugins and what they register")
     plugins.add_argument("--hooks", action="store_true", help="show the hooks each plugin implements")
