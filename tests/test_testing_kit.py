@@ -71,6 +71,48 @@ class WrongGradientLoss(Loss):
         return f(image)
 
 
+class SameSizeLoss(Loss):
+    """Assumes the style image has the content image's size (subtracts feature maps)."""
+
+    default_layers = ("block1_conv1",)
+
+    def prepare(self, content, style):
+        self.target = style["block1_conv1"]
+
+    def __call__(self, features, image):
+        return tf.reduce_mean(tf.square(features["block1_conv1"] - self.target))
+
+
+class NumpyLoss(Loss):
+    """Leaves TensorFlow with .numpy(): fine eagerly, a crash inside tf.function."""
+
+    def __call__(self, features, image):
+        return tf.constant(float(image.numpy().mean())) + tf.reduce_mean(image)
+
+
+class MisspeltRoleLoss(Loss):
+    role = "Style"
+
+    def __call__(self, features, image):
+        return tf.reduce_mean(image)
+
+
+@pytest.mark.parametrize("loss,message", [
+    (SameSizeLoss, "raised InvalidArgumentError when called eagerly: "),
+    (NumpyLoss, "raised AttributeError when called inside tf.function: "),
+    (MisspeltRoleLoss, "has role 'Style'; it must be one of content, style, regularizer"),
+])
+def test_crashes_and_wrong_roles_get_the_hint(loss, message):
+    with pytest.raises(ContractError) as error:
+        check_loss(loss)
+    text = str(error.value)
+    assert message in text
+    if loss is not MisspeltRoleLoss:
+        assert text.endswith("avoid Python side effects, .numpy() and Python if/for on tensor values"
+                             " in __call__: the engine runs it inside tf.function; and do not assume"
+                             " the style image has the content image's size")
+
+
 @pytest.mark.parametrize("loss,message", [
     (VectorLoss, "returned shape [1], not a scalar: reduce it"),
     (RoundingLoss, "gradient w.r.t. the image is None"),
