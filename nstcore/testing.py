@@ -200,20 +200,35 @@ def _check_gradient(label: str, value: Callable[[Any], Any], start: np.ndarray, 
                         f" {analytic:.6g}, numeric {numeric:.6g}); {hint}")
 
 
+class QuadraticObjective:
+    """``sum((image - target)^2)``, a convex objective for solver tests: its minimum is known.
+
+    ``target`` is a [1, h, w, 3] array; an image of another size is compared with the target
+    resized to it (for coarse-to-fine tests).
+    """
+
+    term_names = ("distance",)
+
+    def __init__(self, target: Any) -> None:
+        self.target = _tf().constant(np.asarray(target, np.float32))
+
+    def __call__(self, image: Any) -> tuple[Any, dict[str, Any]]:
+        tf = _tf()
+        target = self.target
+        if tuple(image.shape[1:3]) != tuple(target.shape[1:3]):
+            target = tf.image.resize(target, image.shape[1:3])
+        distance = tf.reduce_sum(tf.square(image - target))
+        return distance, {"distance": distance}
+
+
 def check_solver(factory: Callable[..., Any] | Any, *, steps: int = 5, size: int = 8) -> None:
     """A solver lowers a convex objective, calls back every step, and keeps pixels in [0, 1]."""
     tf = _tf()
     solver = factory() if isinstance(factory, type) else factory
     label = f"solver {type(solver).__name__}"
     rng = np.random.default_rng(1)
-    target = tf.constant(rng.uniform(-0.5, 1.5, (1, size, size, 3)), tf.float32)  # partly out of range
-
-    class Quadratic:
-        term_names = ("distance",)
-
-        def __call__(self, image):
-            distance = tf.reduce_sum(tf.square(image - target))
-            return distance, {"distance": distance}
+    objective = QuadraticObjective(rng.uniform(-0.5, 1.5, (1, size, size, 3)))  # partly out of range
+    target = objective.target
 
     start = tf.constant(np.full((1, size, size, 3), 0.5, np.float32))
     seen: list[tuple[int, float]] = []
@@ -232,7 +247,7 @@ def check_solver(factory: Callable[..., Any] | Any, *, steps: int = 5, size: int
     from nstcore.solver import SolverStopped
 
     try:
-        final = np.asarray(solver.minimize(Quadratic(), start, steps, callback))
+        final = np.asarray(solver.minimize(objective, start, steps, callback))
     except SolverStopped as stop:
         if not stop.converged or not seen:
             raise ContractError(f"{label} stopped after {len(seen)} step(s) on a convex objective:"

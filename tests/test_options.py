@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import nstcore
+from nstcore.testing import QuadraticObjective
 from nstcore import cli, hookimpl
 from nstcore.errors import InputError
 from nstcore.options import Option
@@ -196,14 +197,8 @@ def test_lbfgs_reports_a_genuine_convergence(weights_path):
     solver = component.create(**component.resolve_options({}))
     target = tf.constant(np.full((1, 4, 4, 3), 0.25, np.float32))
 
-    class Quadratic:
-        term_names = ("d",)
 
-        def __call__(self, image):
-            distance = tf.reduce_sum(tf.square(image - target))
-            return distance, {"d": distance}
-
-    stepper = solver.start(Quadratic(), tf.constant(np.full((1, 4, 4, 3), 0.4, np.float32)))
+    stepper = solver.start(QuadraticObjective(target), tf.constant(np.full((1, 4, 4, 3), 0.4, np.float32)))
     with pytest.raises(SolverStopped) as stop:
         for _ in range(50):
             stepper.step()

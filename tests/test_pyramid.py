@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import nstcore
+from nstcore.testing import QuadraticObjective
 from nstcore import cli, hookimpl
 from nstcore.errors import InputError
 from nstcore.loss import Loss
@@ -122,21 +123,15 @@ def test_adam_carries_its_moments_to_the_next_scale():
     solver = component.create(**component.resolve_options({}))
     target = tf.constant(np.random.default_rng(0).uniform(0, 1, (1, 8, 8, 3)), tf.float32)
 
-    class Quadratic:
-        term_names = ("d",)
 
-        def __call__(self, image):
-            distance = tf.reduce_sum(tf.square(image - tf.image.resize(target, image.shape[1:3])))
-            return distance, {"d": distance}
-
-    stepper = solver.start(Quadratic(), tf.constant(np.full((1, 8, 8, 3), 0.5, np.float32)))
+    stepper = solver.start(QuadraticObjective(target), tf.constant(np.full((1, 8, 8, 3), 0.5, np.float32)))
     for _ in range(3):
         stepper.step()
     state = stepper.carry((12, 12))
     assert state["m"].shape == (1, 12, 12, 3) and state["v"].shape == (1, 12, 12, 3)
     assert float(tf.reduce_min(state["v"])) >= 0.0 and float(tf.reduce_max(tf.abs(state["m"]))) > 0
     assert state["iterations"] == 3
-    resumed = solver.start(Quadratic(), tf.constant(np.full((1, 12, 12, 3), 0.5, np.float32)), state=state)
+    resumed = solver.start(QuadraticObjective(target), tf.constant(np.full((1, 12, 12, 3), 0.5, np.float32)), state=state)
     np.testing.assert_allclose(resumed.optimizer._momentums[0].numpy(), state["m"].numpy())
     assert int(resumed.optimizer.iterations.numpy()) == 3
 

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 import nstcore
+from nstcore.testing import QuadraticObjective
 import nstcore.solver
 from nstcore_benchmarks.tutorial_reference import TutorialRun
 
@@ -78,16 +79,10 @@ def test_lbfgs_pixels_that_overshoot_the_range_move_back():
     solver = component.create(**component.resolve_options({}))
     target = tf.constant(np.full((1, 6, 6, 3), 0.3, np.float32))
 
-    class Quadratic:
-        term_names = ("d",)
-
-        def __call__(self, image):
-            distance = tf.reduce_sum(tf.square(image - target))
-            return distance, {"d": distance}
 
     start = np.full((1, 6, 6, 3), 0.5, np.float32)
     start[0, :3] = 1.6  # half the pixels start far past the bound, as after an overshoot
-    stepper = solver.start(Quadratic(), tf.constant(start))
+    stepper = solver.start(QuadraticObjective(target), tf.constant(start))
     for _ in range(15):
         try:
             stepper.step()
