@@ -30,10 +30,13 @@ def test_ctrl_c_or_kill_saves_the_current_image_and_report(sig, code, image_file
     content, style = image_files
     out, report = tmp_path / "out.png", tmp_path / "r.json"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # a shell's background job starts with SIGINT ignored, and a Python child would inherit that:
+    # give the child the default disposition, as an interactive terminal would
     proc = subprocess.Popen([sys.executable, "-m", "nstcore.cli", "run", str(content), str(style),
                              "-o", str(out), "--size", "32", "--steps", "100000", "--report",
                              str(report), "--weights", weights_path],
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     deadline = time.time() + 120
     for line in proc.stderr:  # wait until a few steps have run
@@ -41,8 +44,12 @@ def test_ctrl_c_or_kill_saves_the_current_image_and_report(sig, code, image_file
         if line.startswith("step 3/") or time.time() > deadline:
             break
     proc.send_signal(sig)
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=60) == code, "".join(seen) + rest
+    try:
+        _, rest = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"the run did not stop on signal {sig}: " + "".join(seen))
+    assert proc.returncode == code, "".join(seen) + rest
     assert "interrupted after" in rest and f"saved the current image to {out}" in rest
     assert "Traceback" not in rest
     assert Image.open(out).size == (32, 32)
