@@ -38,6 +38,13 @@ class FeatureExtractor(ABC):
         return None
 
     @classmethod
+    def min_side(cls, layers: Sequence[str]) -> int:
+        """The smallest image side (px) that still gives ``layers`` at least one position (a
+        network that pools k times before its deepest layer needs 2**k); runs and coarse scales
+        below it are refused. Default 1."""
+        return 1
+
+    @classmethod
     def flops_per_pixel(cls, layers: Sequence[str]) -> float | None:
         """Forward FLOPs per input pixel up to the deepest of ``layers``, for the benchmarks'
         GFLOP/s; None (the default) when unknown."""

@@ -17,7 +17,6 @@ from nstcore.errors import InputError
 from nstcore.plugins import Component, get_plugin_manager
 from nstcore.settings import ROLE_LAYERS, ROLE_WEIGHT, Settings
 
-MIN_FEATURE_SIDE = 16  # VGG19 pools four times before block5
 
 
 @dataclass
@@ -105,20 +104,20 @@ def read_inputs(content: Any, style: Any) -> list[tuple[str, np.ndarray]]:
     return arrays
 
 
-def resize_inputs(arrays: list[tuple[str, np.ndarray]], size: int,
-                  style_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def resize_inputs(arrays: list[tuple[str, np.ndarray]], size: int, style_size: int | None = None,
+                  minimum: int = 1, needs: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Content with long side ``size``, style with ``style_size`` (default: the same); a short
-    side too small for VGG19 is refused first."""
+    side below ``minimum`` (what the extractor needs, said by ``needs``) is refused first."""
     from nstcore.imageio import long_side_shape, resize_long_side
     from nstcore.tfload import load_tensorflow
 
     sizes = {"content": size, "style": style_size or size}
     for label, array in arrays:
         short = min(long_side_shape(array.shape[0], array.shape[1], sizes[label]))
-        if short < MIN_FEATURE_SIDE:
+        if short < minimum:
             raise InputError(f"{label} image is {array.shape[1]}x{array.shape[0]}; at {sizes[label]} px"
-                             f" its short side is {short} px, below the {MIN_FEATURE_SIDE} px"
-                             " VGG19 needs (use a larger --size)")
+                             f" its short side is {short} px, below the {minimum} px {needs}"
+                             " (use a larger --size)")
     load_tensorflow()
     content, style = (np.clip(resize_long_side(array, sizes[label]), 0.0, 1.0) for label, array in arrays)
     return content, style
@@ -191,9 +190,13 @@ def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
     extractor, losses, solver, origins = build_components(settings, plan)
     height, width = long_side_shape(*arrays[0][1].shape[:2], settings.size)
     check_memory(height * width, _floats_per_pixel(extractor, losses), settings.memory_limit)
+    layers = [name for loss in losses for name in loss.layers if name in extractor.layers]
+    minimum = extractor.min_side(layers) if layers else 1
+    needs = f"extractor '{settings.extractor}' needs"
     content_image, style_image = resize_inputs(arrays, settings.size,
-                                               max(1, round(settings.size * settings.style_scale)))
-    sizes = usable_sizes(settings, [array for _, array in arrays])
+                                               max(1, round(settings.size * settings.style_scale)),
+                                               minimum, needs)
+    sizes = usable_sizes(settings, [array for _, array in arrays], minimum, needs)
     device = resolve_device(settings.device)
     seed_everything(settings.seed)
     if settings.init == "noise":
@@ -205,16 +208,17 @@ def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
     return PreparedRun(settings, plan, engine, content_image, style_image, init, sizes)
 
 
-def usable_sizes(settings: Settings, images: Sequence[np.ndarray]) -> list[int]:
+def usable_sizes(settings: Settings, images: Sequence[np.ndarray], minimum: int,
+                 needs: str) -> list[int]:
     """The run's scales, without the coarse ``auto`` ones at which an image's short side would be
-    below what VGG19 needs; an explicit list with such a size is refused."""
+    below ``minimum`` (what the extractor needs); an explicit list with such a size is refused."""
     from nstcore.imageio import long_side_shape
 
     def fits(size: int) -> bool:
         content, style = images
         style_size = max(1, round(size * settings.style_scale))
-        return (min(long_side_shape(*content.shape[:2], size)) >= MIN_FEATURE_SIDE
-                and min(long_side_shape(*style.shape[:2], style_size)) >= MIN_FEATURE_SIDE)
+        return (min(long_side_shape(*content.shape[:2], size)) >= minimum
+                and min(long_side_shape(*style.shape[:2], style_size)) >= minimum)
 
     sizes = list(settings.sizes)
     if str(settings.scales).strip().lower() == "auto":
@@ -222,8 +226,7 @@ def usable_sizes(settings: Settings, images: Sequence[np.ndarray]) -> list[int]:
     for size in sizes:
         if not fits(size):
             raise InputError(f"--scales {settings.scales}: at {size} px an image's short side is"
-                             f" below the {MIN_FEATURE_SIDE} px VGG19 needs (start larger, or use"
-                             " --scales 1)")
+                             f" below the {minimum} px {needs} (start larger, or use --scales 1)")
     return sizes
 
 

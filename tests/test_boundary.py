@@ -248,3 +248,27 @@ def test_tensorflow_start_up_noise_is_hidden(image_files, tmp_path):
                      "-q"], tmp_path, drop_env=("TF_CPP_MIN_LOG_LEVEL",))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+def test_the_minimum_image_side_comes_from_the_extractor():
+    from nstcore.extractor import FeatureExtractor
+    from nstcore_builtins.vgg19 import VGG19Extractor
+
+    assert VGG19Extractor.min_side(["block1_conv1", "block2_conv2"]) == 2
+    assert VGG19Extractor.min_side(["block3_conv1"]) == 4
+    assert VGG19Extractor.min_side(["block1_conv1", "block5_conv2"]) == 16
+    assert FeatureExtractor.min_side(["anything"]) == 1  # a network without pooling
+
+
+def test_a_shallow_run_accepts_an_image_too_thin_for_block5(tmp_path, capsys, weights_path):
+    from PIL import Image
+
+    thin = tmp_path / "thin.png"
+    Image.new("RGB", (200, 24), (120, 80, 40)).save(thin)  # at 64 px: 64x7
+    args = ["run", str(thin), str(thin), "-o", str(tmp_path / "o.png"), "--size", "64", "--steps", "1",
+            "-q", "--weights", weights_path]
+    assert cli.main(args) == 2  # block5_conv2 needs 16 px
+    assert capsys.readouterr().err.strip() == (
+        "nstcore: error: content image is 200x24; at 64 px its short side is 7 px, below the 16 px"
+        " extractor 'vgg19' needs (use a larger --size)")
+    assert cli.main(args + ["--content-layers", "block1_conv2", "--style-layers", "block1_conv1,block2_conv1"]) == 0

@@ -100,6 +100,12 @@ class VGG19Extractor(FeatureExtractor):
         return sum(cout / 4 ** (int(name[5]) - 1) for name, _, cout in VGG19_CONV_LAYERS[:deepest + 1])
 
     @classmethod
+    def min_side(cls, layers: Sequence[str]) -> int:
+        """2 ** (max-pools before the deepest layer in ``layers``): 16 for block5."""
+        deepest = max(cls.layers.index(name) for name in layers)
+        return 2 ** (int(cls.layers[deepest][5]) - 1)
+
+    @classmethod
     def flops_per_pixel(cls, layers: Sequence[str]) -> float:
         """Forward convolution FLOPs per input pixel up to the deepest layer in ``layers``."""
         deepest = max(cls.layers.index(name) for name in layers)
