@@ -188,9 +188,10 @@ def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
     from nstcore.resources import check_memory
 
     extractor, losses, solver, origins = build_components(settings, plan)
-    height, width = long_side_shape(*arrays[0][1].shape[:2], settings.size)
-    check_memory(height * width, _floats_per_pixel(extractor, losses), settings.memory_limit)
     layers = [name for loss in losses for name in loss.layers if name in extractor.layers]
+    height, width = long_side_shape(*arrays[0][1].shape[:2], settings.size)
+    check_memory(height * width, extractor.floats_per_pixel(layers) if layers else None,
+                 settings.memory_limit)
     minimum = extractor.min_side(layers) if layers else 1
     needs = f"extractor '{settings.extractor}' needs"
     content_image, style_image = resize_inputs(arrays, settings.size,
@@ -228,11 +229,6 @@ def usable_sizes(settings: Settings, images: Sequence[np.ndarray], minimum: int,
             raise InputError(f"--scales {settings.scales}: at {size} px an image's short side is"
                              f" below the {minimum} px {needs} (start larger, or use --scales 1)")
     return sizes
-
-
-def _floats_per_pixel(extractor: Any, losses: Sequence[Any]) -> float | None:
-    layers = [name for loss in losses for name in loss.layers if name in extractor.layers]
-    return extractor.floats_per_pixel(layers) if layers else None
 
 
 def asset(name: str) -> Path:
