@@ -108,7 +108,8 @@ class Engine:
     """Prepares the losses' targets once, then lets the solver minimise their weighted sum."""
 
     def __init__(self, extractor: FeatureExtractor, losses: Sequence[Loss], solver: Solver,
-                 device: str | None = None, origins: Mapping[str, str] | None = None) -> None:
+                 device: str | None = None, origins: Mapping[str, str] | None = None,
+                 tiling: Any = None) -> None:
         if not losses:
             raise InputError("no losses selected")
         names = [loss.name for loss in losses]
@@ -119,6 +120,8 @@ class Engine:
         self.solver = solver
         self.device = device
         self.objective = Objective(extractor, self.losses, origins)
+        #: a :class:`nstcore.tiling.TilePolicy`, or None: never tile
+        self.tiling = tiling
         self._selected: list[str] | None = None
 
     def layers(self) -> list[str]:
@@ -134,6 +137,32 @@ class Engine:
         wanted = {name for loss in self.losses for name in loss.layers}
         return [name for name in self.extractor.layers if name in wanted]
 
+    def tile_for(self, shape: Sequence[int]) -> int | None:
+        """The tile core size for an image of ``shape`` (h, w), or None to run it whole."""
+        if self.tiling is None or not self.layers():
+            return None
+        return self.tiling.tile_for(int(shape[0]), int(shape[1]))
+
+    def objective_for(self, shape: Sequence[int]) -> Any:
+        """The objective for images of ``shape`` (h, w): tiled when the tiling policy says so."""
+        tile = self.tile_for(shape)
+        if tile is None:
+            return self.objective
+        from nstcore.tiling import TiledObjective
+
+        return TiledObjective(self.objective, tile, self.tiling.geometry)
+
+    def features(self, image: np.ndarray) -> Any:
+        """The selected layers' features of ``image`` (h, w, 3): a lazy, tile-by-tile mapping
+        (:class:`nstcore.tiling.TiledFeatures`) when the image is too large to run whole."""
+        tensor = tf.constant(image[None], tf.float32)
+        tile = self.tile_for(image.shape[:2])
+        if tile is None:
+            return self.extractor(tensor)
+        from nstcore.tiling import TiledFeatures
+
+        return TiledFeatures(self.extractor, tensor, self.layers(), tile, self.tiling.geometry)
+
     def prepare(self, content: np.ndarray, style: np.ndarray) -> None:
         layers = self.layers()
         with self.device_scope():
@@ -141,8 +170,7 @@ class Engine:
                 if self._selected != layers:  # once per engine: building the network is slow
                     self.extractor.select(layers)
                     self._selected = layers
-                content_features = self.extractor(tf.constant(content[None], tf.float32))
-                style_features = self.extractor(tf.constant(style[None], tf.float32))
+                content_features, style_features = self.features(content), self.features(style)
             else:
                 content_features = style_features = {}
             for loss in self.losses:
@@ -155,7 +183,7 @@ class Engine:
         """
         start = self._begin(content, style, init)
         with self.device_scope():
-            return self.solver.start(self.objective, tf.constant(start))
+            return self.solver.start(self.objective_for(start.shape[1:3]), tf.constant(start))
 
     def initial_terms(self, content: np.ndarray, style: np.ndarray,
                       init: np.ndarray | None = None) -> list[dict[str, Any]]:
@@ -166,7 +194,7 @@ class Engine:
         """
         start = tf.constant(self._begin(content, style, init))
         with self.device_scope():
-            _, terms = self.objective(start)
+            _, terms = self.objective_for(start.shape[1:3])(start)
         rows = []
         for loss in self.losses:
             weighted = float(terms[loss.name])
@@ -248,10 +276,18 @@ class Engine:
                     begin = resize_to(start_image, shape)
                 else:
                     begin = np.clip(resize_to(result.image, shape, "bicubic"), 0.0, 1.0)
+                tile = self.tile_for(shape)
+                if tile is not None:
+                    from nstcore.console import info
+                    from nstcore.tiling import plan_tiles
+
+                    count = len(plan_tiles(shape[0], shape[1], tile, self.tiling.geometry))
+                    info(f"{shape[1]}x{shape[0]}: evaluating in {count} tiles of {tile} px (exact,"
+                         f" halo {self.tiling.geometry.halo} px; slower, in bounded memory)")
                 result.scales.append({"size": size, "height": shape[0], "width": shape[1],
-                                      "first_step": result.steps + 1})
+                                      "first_step": result.steps + 1, "tile": tile})
                 with self.device_scope():
-                    stepper = self._start(tf.constant(begin[None]), state)
+                    stepper = self._start(self.objective_for(shape), tf.constant(begin[None]), state)
                     try:
                         for _ in range(steps):
                             total, terms, evaluations = stepper.step()
@@ -274,9 +310,9 @@ class Engine:
             result.message = f"interrupted after {result.steps} step(s)"
         return result
 
-    def _start(self, image: Any, state: Any) -> Stepper:
+    def _start(self, objective: Any, image: Any, state: Any) -> Stepper:
         """The solver's stepper; ``state`` (carried from the previous scale) only when there is one,
         so solvers whose ``start`` takes no state keep working."""
         if state is None:
-            return self.solver.start(self.objective, image)
-        return self.solver.start(self.objective, image, state=state)
+            return self.solver.start(objective, image)
+        return self.solver.start(objective, image, state=state)

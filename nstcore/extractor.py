@@ -50,6 +50,13 @@ class FeatureExtractor(ABC):
         GFLOP/s; None (the default) when unknown."""
         return None
 
+    @classmethod
+    def tile_geometry(cls, layers: Sequence[str]) -> Any:
+        """A :class:`nstcore.tiling.TileGeometry` (pooling grid, halo, strides) for ``layers``,
+        which lets the engine evaluate large images tile by tile; None (the default) means this
+        network cannot be tiled (build one with :func:`nstcore.tiling.conv_pool_geometry`)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Facts for the run report (weights source and checksum, for example)."""
         return {}

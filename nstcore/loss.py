@@ -35,5 +35,23 @@ class Loss(ABC):
     def __call__(self, features: Features, image: Any) -> Any:
         """The unweighted scalar loss of ``image`` (a [1, h, w, 3] tensor in [0, 1])."""
 
+    # Optional: the statistics interface, which lets the engine evaluate the loss tile by tile on
+    # images too large for memory (nstcore.tiling). Implement both methods or neither.
+
+    def statistics(self, features: Features, region: Any) -> Any:
+        """Sums over the positions of ``features`` (a tile's core, or the whole image): a nest
+        (dict, list, tuple) of tensors that, added over tiles, give the whole image's sums.
+
+        ``region`` (:class:`nstcore.tiling.Region`) says where these features sit in the whole
+        feature maps: ``region.take(target, layer, features[layer])`` is the matching part of a
+        whole-image target (the content loss needs it). Include counts as well as sums.
+        """
+        raise NotImplementedError
+
+    def from_statistics(self, statistics: Any) -> Any:
+        """The unweighted scalar loss from the whole image's summed :meth:`statistics`; equal to
+        ``__call__`` on the whole image up to float rounding (``check_loss`` verifies it)."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, weight={self.weight}, layers={self.layers})"

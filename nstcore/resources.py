@@ -20,6 +20,17 @@ def estimate_bytes(pixels: int, floats_per_pixel: float) -> float:
     return BASE_BYTES + ACTIVATION_FACTOR * 4.0 * floats_per_pixel * pixels
 
 
+#: Bytes per image pixel of a tiled run outside the tile: the image, its gradient and the
+#: padded tile gradients being added, the solver's state, the upsampled start.
+IMAGE_BYTES_PER_PIXEL = 12 * 4 * 3
+
+
+def estimate_tiled_bytes(pixels: int, floats_per_pixel: float, window_pixels: int) -> float:
+    """Peak of a tiled step: the activations of one tile window plus whole-image buffers."""
+    return (BASE_BYTES + ACTIVATION_FACTOR * 4.0 * floats_per_pixel * window_pixels
+            + IMAGE_BYTES_PER_PIXEL * pixels)
+
+
 def available_bytes() -> float | None:
     """MemAvailable from /proc/meminfo, else free physical pages; None when unknown."""
     try:

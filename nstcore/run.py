@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from nstcore.errors import InputError
+from nstcore.errors import InputError, ResourceError
 from nstcore.plugins import Component, get_plugin_manager
 from nstcore.settings import ROLE_LAYERS, ROLE_WEIGHT, Settings
 
@@ -185,13 +185,12 @@ def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
     from nstcore.device import resolve_device
     from nstcore.engine import Engine
     from nstcore.imageio import long_side_shape
-    from nstcore.resources import check_memory
 
     extractor, losses, solver, origins = build_components(settings, plan)
     layers = [name for loss in losses for name in loss.layers if name in extractor.layers]
-    height, width = long_side_shape(*arrays[0][1].shape[:2], settings.size)
-    check_memory(height * width, extractor.floats_per_pixel(layers) if layers else None,
-                 settings.memory_limit)
+    shapes = [long_side_shape(*arrays[0][1].shape[:2], settings.size),
+              long_side_shape(*arrays[1][1].shape[:2], max(1, round(settings.size * settings.style_scale)))]
+    tiling = plan_tiling(settings, extractor, losses, origins, layers, shapes)
     minimum = extractor.min_side(layers) if layers else 1
     needs = f"extractor '{settings.extractor}' needs"
     content_image, style_image = resize_inputs(arrays, settings.size,
@@ -205,8 +204,49 @@ def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
         init = rng.uniform(0.0, 1.0, content_image.shape).astype(np.float32)
     else:
         init = content_image
-    engine = Engine(extractor, losses, solver, device=device, origins=origins)
+    engine = Engine(extractor, losses, solver, device=device, origins=origins, tiling=tiling)
     return PreparedRun(settings, plan, engine, content_image, style_image, init, sizes)
+
+
+def plan_tiling(settings: Settings, extractor: Any, losses: Sequence[Any], origins: dict[str, str],
+                layers: Sequence[str], shapes: Sequence[tuple[int, int]]) -> Any:
+    """The run's :class:`~nstcore.tiling.TilePolicy`, checked against the largest images (content
+    and style at the final size): a run that needs tiling but cannot tile, or does not fit even
+    in the smallest tiles, is refused here, before any work."""
+    from nstcore.resources import GIB, available_bytes, check_memory
+    from nstcore.tiling import TilePolicy, can_tile
+
+    if not layers:
+        return None
+    fpp = extractor.floats_per_pixel(layers)
+    limit = settings.memory_limit * GIB if settings.memory_limit is not None else available_bytes()
+    geometry = extractor.tile_geometry(layers) if settings.tile != "off" else None
+    policy = TilePolicy(settings.tile, geometry, fpp, limit)
+    for height, width in shapes:
+        tile = policy.tile_for(height, width)
+        if tile is None:
+            try:
+                check_memory(height * width, fpp, settings.memory_limit)
+            except ResourceError as exc:
+                if settings.tile == "auto" and geometry is None:
+                    raise ResourceError(f"{exc}; extractor '{settings.extractor}' cannot be tiled"
+                                        " (it gives no tile_geometry)") from None
+                raise
+            continue
+        refused = [loss for loss in losses if loss.layers and not can_tile(loss)]
+        if refused:
+            names = ", ".join(f"'{loss.name}' from plugin {origins.get(loss.name, '?')}" for loss in refused)
+            raise InputError(f"this run needs tiling at {max(height, width)} px but loss {names} has"
+                             " no statistics() to tile with (use a smaller --size or another loss)")
+        if fpp is not None and limit is not None and policy.estimate(height, width, tile) > limit:
+            source = "--memory-limit" if settings.memory_limit is not None else "available memory"
+            raise ResourceError(f"this run needs about {policy.estimate(height, width, tile) / GIB:.1f}"
+                                f" GiB even in {tile}-px tiles, but {source} is {limit / GIB:.1f} GiB;"
+                                " use a smaller --size")
+    if geometry is None and isinstance(settings.tile, int):
+        raise InputError(f"--tile {settings.tile}: extractor '{settings.extractor}' cannot be tiled"
+                         " (it gives no tile_geometry)")
+    return policy
 
 
 def usable_sizes(settings: Settings, images: Sequence[np.ndarray], minimum: int,

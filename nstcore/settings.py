@@ -42,8 +42,11 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("init", str, "content", "starting image", choices=("content", "noise")),
     Option("seed", int, None, "random seed (noise init, determinism)", minimum=0),
     Option("device", str, "auto", "where to compute", choices=("auto", "cpu", "gpu")),
-    Option("memory_limit", float, None, "refuse runs estimated above this many GiB"
-           " (default: available memory)", above=0),
+    Option("tile", str, "auto", "evaluate the image in tiles of this many px (exact; memory"
+           " bounded by the tile): auto (only when the memory estimate exceeds the limit), off,"
+           " or PX such as 512"),
+    Option("memory_limit", float, None, "tile (with --tile off: refuse) runs estimated above"
+           " this many GiB (default: available memory)", above=0),
 )
 
 
@@ -109,7 +112,10 @@ class Settings:
     def _check(self) -> None:
         from nstcore.pyramid import pyramid_sizes
 
+        from nstcore.tiling import parse_tile
+
         self.sizes = pyramid_sizes(self.size, self.scales)
+        self.tile = parse_tile(self.tile)
         for name, value in self.loss_weights.items():
             try:
                 self.loss_weights[name] = Option(name, float, 0.0, minimum=0).convert(value)

@@ -59,6 +59,12 @@ class TinyVGG(FeatureExtractor):
     def select(self, layers: Sequence[str]) -> None:
         self.selected = tuple(layers)
 
+    @classmethod
+    def tile_geometry(cls, layers: Sequence[str]) -> Any:
+        from nstcore.tiling import conv_pool_geometry
+
+        return conv_pool_geometry(vgg_network(cls.layers), layers)
+
     def preprocess(self, image: Any) -> Any:
         return image - 0.5
 
@@ -76,6 +82,17 @@ class TinyVGG(FeatureExtractor):
                 features[name] = x
                 remaining.discard(name)
         return features
+
+
+def vgg_network(layers: Sequence[str] = VGG19_LAYER_NAMES) -> list[tuple[str, Any]]:
+    """VGG's layer stack for :func:`nstcore.tiling.conv_pool_geometry`: 3x3 convolutions
+    (``blockN_convM``) with a 2x2 max-pool before each block after the first."""
+    network: list[tuple[str, Any]] = []
+    for name in layers:
+        if name.endswith("_conv1") and network:
+            network.append(("pool", 2))
+        network.append(("conv", (name, 3)))
+    return network
 
 
 def tiny_images(size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -152,6 +169,68 @@ def check_loss(factory: Callable[..., Any] | Any, *, extractor: FeatureExtractor
         raise ContractError(f"{label} gives {traced} inside tf.function but {float(result)} eagerly:"
                             f" {_TRACE_HINT}")
     _check_gradient(label, value, start, rtol)
+    if layers:
+        check_tiled(loss, extractor=extractor, size=size, tile=16)
+
+
+def check_tiled(factory: Callable[..., Any] | Any, *, extractor: FeatureExtractor | None = None,
+                size: int = 32, tile: int = 16, rtol: float = 1e-4) -> None:
+    """Check that a loss's statistics give the untiled value and gradient (and targets from
+    tiled features in ``prepare``) when the image is evaluated in ``tile``-px tiles.
+
+    A loss without :meth:`~nstcore.loss.Loss.statistics` passes (it runs untiled only); one
+    that defines just one of the two methods fails. ``check_loss`` calls this.
+    """
+    tf = _tf()
+    from nstcore.engine import Objective
+    from nstcore.loss import Loss
+    from nstcore.tiling import TiledFeatures, TiledObjective, can_tile
+
+    loss = _build(factory, name="under_test")
+    label = f"loss {type(loss).__name__}"
+    kind = type(loss)
+    defines = [m for m in ("statistics", "from_statistics") if getattr(kind, m) is not getattr(Loss, m)]
+    if len(defines) == 1:
+        raise ContractError(f"{label} defines {defines[0]}() but not the other of statistics() and"
+                            " from_statistics(): tiling needs both")
+    extractor = extractor or TinyVGG()
+    geometry = extractor.tile_geometry(loss.layers) if loss.layers else None
+    if not loss.layers or not can_tile(loss) or geometry is None:
+        return
+    layers = [n for n in extractor.layers if n in loss.layers]
+    extractor.select(layers)
+    content, style, start = tiny_images(size)
+    # an odd width, so the last tile is partial (content and start keep the same shape)
+    content, start = (np.ascontiguousarray(array[:, : size - 3]) for array in (content, start))
+    image = tf.constant(start[None])
+
+    def value_and_gradient(objective: Any) -> tuple[float, np.ndarray]:
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            total, _ = objective(image)
+        return float(total), tape.gradient(total, image).numpy()
+
+    loss.prepare(extractor(content[None]), extractor(style[None]))
+    objective = Objective(extractor, [loss])
+    whole, whole_gradient = value_and_gradient(objective)
+    tiled_features = [TiledFeatures(extractor, tf.constant(array[None]), layers, tile, geometry)
+                      for array in (content, style)]
+    loss.prepare(*tiled_features)
+    try:
+        tiled, tiled_gradient = value_and_gradient(TiledObjective(objective, tile, geometry))
+    except ContractError:
+        raise
+    except Exception as exc:
+        raise ContractError(f"{label} fails when tiled: {type(exc).__name__}: {str(exc)[:200]}") from None
+    if not np.isclose(tiled, whole, rtol=rtol, atol=1e-8):
+        raise ContractError(f"{label}: tiled value {tiled:.8g} differs from untiled {whole:.8g}:"
+                            " statistics() must return sums over the given positions (and counts),"
+                            " from_statistics() the loss of their totals")
+    scale = float(np.abs(whole_gradient).max()) or 1.0
+    worst = float(np.abs(tiled_gradient - whole_gradient).max()) / scale
+    if worst > rtol * 10:
+        raise ContractError(f"{label}: tiled gradient differs from untiled by {worst:.2g} of its"
+                            " largest value: statistics() must be differentiable sums over positions")
 
 
 _TRACE_HINT = ("avoid Python side effects, .numpy() and Python if/for on tensor values in"

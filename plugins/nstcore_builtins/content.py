@@ -10,7 +10,11 @@ from nstcore.loss import Loss
 
 
 class ContentLoss(Loss):
-    """Mean squared feature difference, averaged over the content layers (the tutorial's)."""
+    """Mean squared feature difference, averaged over the content layers (the tutorial's).
+
+    Tileable: its statistics are, per layer, the sum of squared differences to the matching part
+    of the target and the number of values summed.
+    """
 
     role = "content"
     default_weight = 1e4
@@ -21,4 +25,16 @@ class ContentLoss(Loss):
 
     def __call__(self, features: Features, image: Any) -> tf.Tensor:
         terms = [tf.reduce_mean(tf.square(features[n] - self.targets[n])) for n in self.layers]
+        return tf.add_n(terms) / len(terms)
+
+    def statistics(self, features: Features, region: Any) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
+        sums = {}
+        for n in self.layers:
+            target = region.take(self.targets[n], n, features[n])
+            sums[n] = (tf.reduce_sum(tf.square(features[n] - target)),
+                       tf.cast(tf.size(features[n]), tf.float32))
+        return sums
+
+    def from_statistics(self, statistics: Any) -> tf.Tensor:
+        terms = [total / count for total, count in statistics.values()]
         return tf.add_n(terms) / len(terms)

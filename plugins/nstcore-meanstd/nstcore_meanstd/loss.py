@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from nstcore.extractor import Features
 from nstcore.loss import Loss
+from nstcore.tiling import sum_statistics
 
 EPSILON = 1e-5
 
@@ -33,12 +34,40 @@ class MeanStdStyleLoss(Loss):
         self.epsilon = epsilon
 
     def prepare(self, content: Features, style: Features) -> None:
-        self.targets = {name: channel_moments(style[name], self.epsilon) for name in self.layers}
+        sums = sum_statistics(self.statistics, style)
+        self.targets = {name: self._moments(*sums[name]) for name in self.layers}
 
     def __call__(self, features: Features, image: Any) -> tf.Tensor:
         terms = []
         for name in self.layers:
             mean, std = channel_moments(features[name], self.epsilon)
+            target_mean, target_std = self.targets[name]
+            terms.append(tf.reduce_mean(tf.square(mean - target_mean))
+                         + tf.reduce_mean(tf.square(std - target_std)))
+        return tf.add_n(terms) / len(terms)
+
+    # Tileable: per layer, the per-channel sums of f and f**2 and the count of positions, in
+    # float64 so the variance (sum f**2 / n - mean**2) keeps its digits.
+
+    def statistics(self, features: Features, region: Any) -> dict[str, tuple[tf.Tensor, ...]]:
+        sums = {}
+        for name in self.layers:
+            values = tf.cast(features[name], tf.float64)
+            sums[name] = (tf.reduce_sum(values, axis=[0, 1, 2]),
+                          tf.reduce_sum(tf.square(values), axis=[0, 1, 2]),
+                          tf.cast(tf.shape(values)[1] * tf.shape(values)[2], tf.float64))
+        return sums
+
+    def _moments(self, total: tf.Tensor, squares: tf.Tensor, count: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        mean = total / count
+        variance = tf.maximum(squares / count - tf.square(mean), 0.0)
+        return (tf.cast(mean, tf.float32)[None],
+                tf.cast(tf.sqrt(variance + self.epsilon), tf.float32)[None])
+
+    def from_statistics(self, statistics: Any) -> tf.Tensor:
+        terms = []
+        for name in self.layers:
+            mean, std = self._moments(*statistics[name])
             target_mean, target_std = self.targets[name]
             terms.append(tf.reduce_mean(tf.square(mean - target_mean))
                          + tf.reduce_mean(tf.square(std - target_std)))

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from nstcore.extractor import Features
 from nstcore.loss import Loss
+from nstcore.tiling import sum_statistics
 
 EIGEN_FLOOR = 1e-8
 RIDGE = 1e-2
@@ -29,6 +30,13 @@ def mean_and_covariance(features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     count = tf.cast(tf.shape(flat)[0], features.dtype)
     cov = tf.matmul(centred, centred, transpose_a=True) / count
     return mean, cov
+
+
+def moments_from_sums(total: tf.Tensor, products: tf.Tensor, count: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mean and covariance (float32) from float64 sums of f, of f fᵀ and the count."""
+    mean = total / count
+    cov = products / count - mean[:, None] * mean[None, :]
+    return tf.cast(mean, tf.float32), tf.cast(cov, tf.float32)
 
 
 def ridged(cov: tf.Tensor, ridge: float = RIDGE) -> tf.Tensor:
@@ -65,8 +73,9 @@ class GaussianW2StyleLoss(Loss):
 
     def prepare(self, content: Features, style: Features) -> None:
         self.targets = {}
+        sums = sum_statistics(self.statistics, style)
         for name in self.layers:
-            mean, cov = mean_and_covariance(style[name])
+            mean, cov = moments_from_sums(*sums[name])
             cov = ridged(cov, self.ridge)
             self.targets[name] = (mean, cov, psd_sqrt(cov))
 
@@ -74,6 +83,26 @@ class GaussianW2StyleLoss(Loss):
         terms = []
         for name in self.layers:
             mean, cov = mean_and_covariance(features[name])
+            cov = ridged(cov, self.ridge)
+            channels = tf.cast(tf.shape(cov)[0], cov.dtype)
+            terms.append(w2_squared(mean, cov, *self.targets[name]) / channels)
+        return tf.add_n(terms) / len(terms)
+
+    # Tileable: per layer, the float64 sums of f and of f fᵀ over positions and their count
+    # (float64 so the covariance, sum f fᵀ / n - m mᵀ, keeps its digits).
+
+    def statistics(self, features: Features, region: Any) -> dict[str, tuple[tf.Tensor, ...]]:
+        sums = {}
+        for name in self.layers:
+            flat = tf.cast(tf.reshape(features[name], [-1, tf.shape(features[name])[-1]]), tf.float64)
+            sums[name] = (tf.reduce_sum(flat, axis=0), tf.matmul(flat, flat, transpose_a=True),
+                          tf.cast(tf.shape(flat)[0], tf.float64))
+        return sums
+
+    def from_statistics(self, statistics: Any) -> tf.Tensor:
+        terms = []
+        for name in self.layers:
+            mean, cov = moments_from_sums(*statistics[name])
             cov = ridged(cov, self.ridge)
             channels = tf.cast(tf.shape(cov)[0], cov.dtype)
             terms.append(w2_squared(mean, cov, *self.targets[name]) / channels)

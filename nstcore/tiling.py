@@ -1,0 +1,379 @@
+"""Exact tiled evaluation: the objective and its gradient computed a tile at a time.
+
+Losses that are functions of sums over positions (a Gram matrix is a sum of f fᵀ and a count; the
+content loss a sum of squared differences) expose those sums (:meth:`nstcore.loss.Loss.statistics`).
+Then a large image never needs its whole activation stack in memory:
+
+1. each tile (its core plus a halo of context) runs forward without a gradient and its core's
+   statistics are summed;
+2. the losses are formed once from the sums, with their gradient with respect to the sums;
+3. each tile runs forward and backward again with that gradient, and its input gradient is added
+   into the whole image's gradient.
+
+The halo covers the receptive field of the deepest selected layer and tiles start on the pooling
+grid, so every core activation equals the untiled one and the result matches the untiled value
+and gradient up to float rounding. Memory is bounded by the tile, not the image.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from nstcore.errors import InputError, PluginError
+
+
+@dataclass(frozen=True)
+class TileGeometry:
+    """What an extractor tells the tiler about its network for a set of layers.
+
+    ``align``: tile windows start and tile cores end on multiples of it (the pooling grid: 16
+    for VGG19's block5); ``halo``: pixels of context each side of a core (a multiple of
+    ``align``) so the core's activations are exact; ``strides``: input pixels per feature
+    position for each layer.
+    """
+
+    align: int
+    halo: int
+    strides: Mapping[str, int]
+
+
+def conv_pool_geometry(network: Sequence[tuple[str, Any]], layers: Sequence[str]) -> TileGeometry:
+    """Geometry of a plain stack of 'same'-padded convolutions and aligned 2x2 poolings.
+
+    ``network`` lists ``("conv", (name, kernel_size))`` and ``("pool", 2)`` in order, up to at
+    least the deepest of ``layers``. A cut edge spoils ``(k - 1) / 2`` more positions per
+    convolution (it zero-pads where the untiled network saw real activations) and a pool halves
+    the spoiled band (rounded up); the halo is the widest band among ``layers``, in input pixels.
+    """
+    wanted, band, stride, halo, strides = set(layers), 0, 1, 0, {}
+    for kind, value in network:
+        if not wanted - strides.keys():
+            break
+        if kind == "pool":
+            band, stride = math.ceil(band / value), stride * value
+            continue
+        name, kernel = value
+        band += (kernel - 1) // 2
+        if name in wanted:
+            strides[name] = stride
+            halo = max(halo, band * stride)
+    missing = wanted - strides.keys()
+    if missing:
+        raise ValueError(f"layers not in the network: {sorted(missing)}")
+    align = max(strides.values())
+    return TileGeometry(align, math.ceil(halo / align) * align, strides)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile's core (the positions whose statistics it contributes) and window (core + halo),
+    each as (top, bottom, left, right) in image pixels; ``last_row``/``last_col`` mark cores that
+    reach the image's bottom or right edge."""
+
+    core: tuple[int, int, int, int]
+    window: tuple[int, int, int, int]
+    last_row: bool
+    last_col: bool
+
+
+def _cuts(length: int, tile: int, align: int) -> list[int]:
+    """Core boundaries along one axis: about ``tile`` apart, on multiples of ``align``."""
+    count = max(1, math.ceil(length / tile))
+    cuts = sorted({min(length, round(i * length / count / align) * align) for i in range(count)})
+    return [c for c in cuts if c < length] + [length]
+
+
+def plan_tiles(height: int, width: int, tile: int, geometry: TileGeometry) -> list[Tile]:
+    """Tiles covering a ``height`` x ``width`` image, row by row."""
+    rows, cols = _cuts(height, tile, geometry.align), _cuts(width, tile, geometry.align)
+    tiles = []
+    for top, bottom in zip(rows, rows[1:]):
+        for left, right in zip(cols, cols[1:]):
+            window = (max(0, top - geometry.halo), min(height, bottom + geometry.halo),
+                      max(0, left - geometry.halo), min(width, right + geometry.halo))
+            tiles.append(Tile((top, bottom, left, right), window, bottom == height, right == width))
+    return tiles
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a tile's core features sit in the whole image's feature maps: ``offsets[layer]`` is
+    the (row, column) of the core's first position. A loss with position-dependent targets (the
+    content loss) takes the matching part of its target with :meth:`take`."""
+
+    offsets: Mapping[str, tuple[int, int]]
+
+    def take(self, target: Any, layer: str, like: Any) -> Any:
+        """The part of ``target`` (a whole-image [1, h, w, c] map of ``layer``) under this region,
+        shaped like ``like`` (the core's features)."""
+        row, col = self.offsets.get(layer, (0, 0))
+        height, width = like.shape[1], like.shape[2]
+        if height is None or width is None:
+            dynamic = _tf().shape(like)
+            height, width = dynamic[1], dynamic[2]
+        return target[:, row:row + height, col:col + width, :]
+
+
+#: The region of an untiled evaluation: the whole feature maps.
+WHOLE = Region({})
+
+
+def crop_core(features: Mapping[str, Any], tile: Tile, geometry: TileGeometry) -> tuple[dict, Region]:
+    """The core's part of a window's features, and where it sits in the whole maps."""
+    top, _, left, _ = tile.core
+    crops, offsets = {}, {}
+    for layer, value in features.items():
+        stride = geometry.strides[layer]
+        row, col = (top - tile.window[0]) // stride, (left - tile.window[2]) // stride
+        bottom = None if tile.last_row else (tile.core[1] - tile.window[0]) // stride
+        right = None if tile.last_col else (tile.core[3] - tile.window[2]) // stride
+        crops[layer] = value[:, row:bottom, col:right, :]
+        offsets[layer] = (top // stride, left // stride)
+    return crops, Region(offsets)
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _window(image: Any, tile: Tile, after: Sequence[Any]) -> Any:
+    """The tile's window of ``image``, taken only once ``after`` is computed: in a graph this
+    makes tiles run one after another, so only one tile's activations are alive at a time."""
+    tf = _tf()
+    top, bottom, left, right = tile.window
+    with tf.control_dependencies(list(after)):
+        return tf.identity(image[:, top:bottom, left:right, :])
+
+
+class TiledFeatures(Mapping):
+    """An image's features, computed tile by tile: what :meth:`Loss.prepare` gets in a tiled run.
+
+    ``features[layer]`` stitches the whole map of one layer (memory of that map only);
+    :func:`sum_statistics` sums a function of each tile's core features without stitching.
+    """
+
+    def __init__(self, extractor: Any, image: Any, layers: Sequence[str], tile: int,
+                 geometry: TileGeometry) -> None:
+        self.extractor, self.image, self.layers = extractor, image, tuple(layers)
+        self.geometry = geometry
+        self.tiles = plan_tiles(int(image.shape[1]), int(image.shape[2]), tile, geometry)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def cores(self) -> Iterator[tuple[dict, Region, Tile]]:
+        previous: list[Any] = []
+        for tile in self.tiles:
+            features = self.extractor(_window(self.image, tile, previous))
+            crops, region = crop_core(features, tile, self.geometry)
+            yield crops, region, tile
+            previous = list(crops.values())
+
+    def __getitem__(self, layer: str) -> Any:
+        if layer not in self.layers:
+            raise KeyError(layer)
+        tf = _tf()
+        rows: dict[int, list[Any]] = {}
+        for crops, _, tile in self.cores():
+            rows.setdefault(tile.core[0], []).append(crops[layer])
+        return tf.concat([tf.concat(row, axis=2) for _, row in sorted(rows.items())], axis=1)
+
+
+def sum_statistics(function: Callable[[Mapping[str, Any], Region], Any], features: Mapping[str, Any]) -> Any:
+    """``function(features, region)`` summed over the tiles of a :class:`TiledFeatures`, or called
+    once with :data:`WHOLE` on ordinary features: how a tileable loss computes targets in
+    ``prepare`` (a Gram target from the style's sums) without stitching whole maps."""
+    if not isinstance(features, TiledFeatures):
+        return function(features, WHOLE)
+    tf = _tf()
+    total = None
+    for crops, region, _ in features.cores():
+        part = function(crops, region)
+        total = part if total is None else tf.nest.map_structure(tf.add, total, part)
+    return total
+
+
+def can_tile(loss: Any) -> bool:
+    """Whether ``loss`` implements the statistics interface (or needs no features)."""
+    from nstcore.loss import Loss
+
+    if not loss.layers:
+        return True
+    kind = type(loss)
+    return (getattr(kind, "statistics", None) is not getattr(Loss, "statistics", None)
+            and getattr(kind, "from_statistics", None) is not getattr(Loss, "from_statistics", None))
+
+
+class TiledObjective:
+    """The engine's objective (``objective(image) -> (total, terms)``), evaluated by tiles.
+
+    Losses with layers are summed tile by tile through their statistics; image-level losses (TV)
+    run on the whole image. The gradient comes from a custom gradient (pass 2), so solvers use
+    it exactly like the untiled objective.
+    """
+
+    def __init__(self, objective: Any, tile: int, geometry: TileGeometry) -> None:
+        self.objective = objective
+        self.extractor, self.losses = objective.extractor, objective.losses
+        self.term_names, self.origins = objective.term_names, objective.origins
+        self.tile, self.geometry = tile, geometry
+        self.feature_losses = [loss for loss in self.losses if loss.layers]
+        refused = [loss for loss in self.feature_losses if not can_tile(loss)]
+        if refused:
+            names = ", ".join(f"'{loss.name}' from plugin {self.origins.get(loss.name, '?')}"
+                              for loss in refused)
+            raise InputError(f"this run needs tiling but loss {names} has no statistics() to"
+                             " tile with (use a smaller --size, --tile off with more memory, or"
+                             " another loss)")
+
+    def tiles(self, image: Any) -> list[Tile]:
+        return plan_tiles(int(image.shape[1]), int(image.shape[2]), self.tile, self.geometry)
+
+    def __call__(self, image: Any) -> tuple[Any, dict[str, Any]]:
+        tf = _tf()
+        image = tf.convert_to_tensor(image, tf.float32)
+        tiles = self.tiles(image)
+        values = self._feature_values(image, tiles) if self.feature_losses else None
+        terms, index = {}, 0
+        for loss in self.losses:
+            if loss.layers:
+                terms[loss.name] = values[index]
+                index += 1
+            else:
+                terms[loss.name] = loss.weight * self.objective._term(loss, {}, image)
+        return tf.add_n(list(terms.values())), terms
+
+    def _statistics(self, loss: Any, crops: Mapping[str, Any], region: Region) -> Any:
+        try:
+            return loss.statistics({n: crops[n] for n in loss.layers}, region)
+        except Exception as exc:
+            raise PluginError(f"loss '{loss.name}' from plugin {self.origins.get(loss.name, '?')}"
+                              f" failed in statistics(): {type(exc).__name__}: {exc}") from exc
+
+    def _core_statistics(self, window: Any, tile: Tile) -> list:
+        """Each feature loss's statistics of the tile's core, from the tile's window."""
+        crops, region = crop_core(self.extractor(window), tile, self.geometry)
+        return [self._statistics(loss, crops, region) for loss in self.feature_losses]
+
+    def _values(self, statistics: list) -> Any:
+        tf = _tf()
+        values = []
+        for loss, stats in zip(self.feature_losses, statistics):
+            try:
+                value = tf.cast(loss.from_statistics(stats), tf.float32)
+            except Exception as exc:
+                raise PluginError(f"loss '{loss.name}' from plugin {self.origins.get(loss.name, '?')}"
+                                  f" failed in from_statistics(): {type(exc).__name__}: {exc}") from exc
+            values.append(loss.weight * tf.reshape(value, []))
+        return tf.stack(values)
+
+    def _feature_values(self, image: Any, tiles: list[Tile]) -> Any:
+        tf = _tf()
+
+        @tf.custom_gradient
+        def values(image):
+            total, previous = None, []
+            for tile in tiles:  # pass 1: sums of every tile's core statistics, no gradient
+                part = self._core_statistics(_window(image, tile, previous), tile)
+                total = part if total is None else tf.nest.map_structure(tf.add, total, part)
+                previous = tf.nest.flatten(total)
+            result = self._values(total)
+
+            def gradient(upstream, variables=None):
+                flat = tf.nest.flatten(total)
+                with tf.GradientTape() as tape:
+                    tape.watch(flat)
+                    again = self._values(tf.nest.pack_sequence_as(total, flat))
+                upstream_stats = tape.gradient(again, flat, output_gradients=upstream,
+                                               unconnected_gradients="zero")
+                grad, shape = tf.zeros_like(image), image.shape
+                for tile in tiles:  # pass 2: each tile forward and backward with the sums' gradient
+                    with tf.GradientTape() as tile_tape:
+                        window = _window(image, tile, [grad])
+                        tile_tape.watch(window)
+                        part = self._core_statistics(window, tile)
+                    part_flat = tf.nest.flatten(part)
+                    window_grad = tile_tape.gradient(part_flat, window, output_gradients=upstream_stats,
+                                                     unconnected_gradients="zero")
+                    top, bottom, left, right = tile.window
+                    grad = grad + tf.pad(window_grad, [[0, 0], [top, shape[1] - bottom],
+                                                       [left, shape[2] - right], [0, 0]])
+                if variables:
+                    return grad, [tf.zeros_like(v) for v in variables]
+                return grad
+
+            return result, gradient
+
+        return values(image)
+
+
+
+#: ``--tile auto`` keeps a tile's working set (TensorFlow, the model and one window's activations)
+#: within this, plus the whole-image buffers (or within the memory limit, if lower): 4096-px runs
+#: then peak under 6 GB, and larger tiles would cut the halo's overhead only a little further.
+AUTO_TILE_BUDGET_GIB = 3.0
+
+
+def parse_tile(value: Any) -> str | int:
+    """``auto``, ``off`` or a tile size in pixels (at least 16)."""
+    text = str(value).strip().lower()
+    if text in ("auto", "off"):
+        return text
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < 16 or str(size) != text:
+        raise InputError(f"--tile must be auto, off or a whole number of pixels >= 16, got '{value}'")
+    return size
+
+
+@dataclass
+class TilePolicy:
+    """Decides, for each image size of a run, whether to tile and with which core size.
+
+    ``mode``: ``auto`` tiles only when the untiled estimate exceeds ``limit_bytes`` (then the
+    largest tile whose working set fits :data:`AUTO_TILE_BUDGET_GIB`), ``off`` never, an int always (rounded
+    down to the extractor's pooling grid; an image that one tile covers runs untiled).
+    """
+
+    mode: str | int
+    geometry: TileGeometry | None
+    floats_per_pixel: float | None
+    limit_bytes: float | None
+
+    def tile_for(self, height: int, width: int) -> int | None:
+        from nstcore.resources import GIB, IMAGE_BYTES_PER_PIXEL, estimate_bytes
+
+        if self.mode == "off" or self.geometry is None:
+            return None
+        align = self.geometry.align
+        if isinstance(self.mode, int):
+            tile = max(align, self.mode // align * align)
+            return tile if tile < max(height, width) else None
+        if self.floats_per_pixel is None or self.limit_bytes is None:
+            return None
+        if estimate_bytes(height * width, self.floats_per_pixel) <= self.limit_bytes:
+            return None
+        budget = min(self.limit_bytes,
+                     AUTO_TILE_BUDGET_GIB * GIB + IMAGE_BYTES_PER_PIXEL * height * width)
+        tile = max(align, max(height, width) // align * align)
+        while tile > align and self.estimate(height, width, tile) > budget:
+            tile -= align
+        return tile
+
+    def estimate(self, height: int, width: int, tile: int) -> float:
+        """Estimated peak bytes of a step with ``tile``-px cores."""
+        from nstcore.resources import estimate_tiled_bytes
+
+        side = min(tile + 2 * self.geometry.halo, max(height, width))
+        window = min(side, height) * min(side, width)
+        return estimate_tiled_bytes(height * width, self.floats_per_pixel or 0.0, window)
