@@ -212,12 +212,12 @@ class Engine:
         self.prepare(content, style)
         return np.asarray(content if init is None else init, dtype=np.float32)[None]
 
-    def run(self, content: np.ndarray, style: np.ndarray, steps: int, *,
+    def run(self, content: np.ndarray, style: np.ndarray, steps: int | Sequence[int], *,
             init: np.ndarray | None = None,
             on_step: Callable[[StepInfo], Any] | None = None,
             sizes: Sequence[int] | None = None, style_scale: float = 1.0) -> Result:
-        """Run ``steps`` solver steps at each size of ``sizes`` (coarse to fine; default: one
-        scale, the content's own size), starting from ``init`` (default: the content image).
+        """Run ``steps`` solver steps (a number, or one per scale) at each size of ``sizes``
+        (coarse to fine; default: one scale, the content's own size), starting from ``init`` (default: the content image).
 
         ``content`` and ``style`` come at the final size; each scale resizes them (the style to
         ``style_scale`` times the scale's long side), recomputes the losses' targets, and starts
@@ -229,10 +229,11 @@ class Engine:
         from nstcore.imageio import long_side_shape
         from nstcore.pyramid import resize_to
 
-        if steps < 1:
-            raise InputError(f"steps must be at least 1, got {steps}")
         sizes = list(sizes or [max(content.shape[:2])])
-        total_steps = steps * len(sizes)
+        per_scale = [steps] * len(sizes) if isinstance(steps, int) else list(steps)
+        if len(per_scale) != len(sizes) or min(per_scale) < 1:
+            raise InputError(f"steps must be at least 1 at each of the {len(sizes)} scale(s), got {steps}")
+        total_steps = sum(per_scale)
         start_image = np.asarray(content if init is None else init, dtype=np.float32)
         result = Result(image=start_image.copy(), device=self.device or "default")
         clock = {"last": time.perf_counter(), "start": time.perf_counter(), "evaluations": 0}
@@ -271,25 +272,25 @@ class Engine:
                 scale["size"] = size
                 shape = long_side_shape(*content.shape[:2], size)
                 style_shape = long_side_shape(*style.shape[:2], max(1, round(size * style_scale)))
-                self.prepare(resize_to(content, shape), resize_to(style, style_shape))
-                if index == 0:
-                    begin = resize_to(start_image, shape)
-                else:
-                    begin = np.clip(resize_to(result.image, shape, "bicubic"), 0.0, 1.0)
                 tile = self.tile_for(shape)
-                if tile is not None:
+                if tile is not None:  # said first: the tiled targets take a while at this size
                     from nstcore.console import info
                     from nstcore.tiling import plan_tiles
 
                     count = len(plan_tiles(shape[0], shape[1], tile, self.tiling.geometry))
                     info(f"{shape[1]}x{shape[0]}: evaluating in {count} tiles of {tile} px (exact,"
                          f" halo {self.tiling.geometry.halo} px; slower, in bounded memory)")
+                self.prepare(resize_to(content, shape), resize_to(style, style_shape))
+                if index == 0:
+                    begin = resize_to(start_image, shape)
+                else:
+                    begin = np.clip(resize_to(result.image, shape, "bicubic"), 0.0, 1.0)
                 result.scales.append({"size": size, "height": shape[0], "width": shape[1],
                                       "first_step": result.steps + 1, "tile": tile})
                 with self.device_scope():
                     stepper = self._start(self.objective_for(shape), tf.constant(begin[None]), state)
                     try:
-                        for _ in range(steps):
+                        for _ in range(per_scale[index]):
                             total, terms, evaluations = stepper.step()
                             if callback(stepper.image(), total, terms, evaluations) is False:
                                 return result

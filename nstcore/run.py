@@ -15,7 +15,7 @@ import numpy as np
 
 from nstcore.errors import InputError, ResourceError
 from nstcore.plugins import Component, get_plugin_manager
-from nstcore.settings import ROLE_LAYERS, ROLE_WEIGHT, Settings
+from nstcore.settings import ROLE_LAYERS, ROLE_WEIGHT, Settings, steps_per_scale
 
 
 
@@ -159,6 +159,7 @@ class PreparedRun:
     style: np.ndarray
     init: np.ndarray
     sizes: list[int]
+    steps: list[int]  # at each size
 
     def execute(self, on_step: Callable | None = None):
         manager = get_plugin_manager()
@@ -168,7 +169,7 @@ class PreparedRun:
             manager.call("on_step", step=info)
             return on_step(info) if on_step is not None else None
 
-        result = self.engine.run(self.content, self.style, self.settings.steps, init=self.init,
+        result = self.engine.run(self.content, self.style, self.steps, init=self.init,
                                  on_step=step_hook, sizes=self.sizes,
                                  style_scale=self.settings.style_scale)
         manager.call("on_run_end", result=result)
@@ -205,7 +206,8 @@ def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
     else:
         init = content_image
     engine = Engine(extractor, losses, solver, device=device, origins=origins, tiling=tiling)
-    return PreparedRun(settings, plan, engine, content_image, style_image, init, sizes)
+    return PreparedRun(settings, plan, engine, content_image, style_image, init, sizes,
+                       steps_per_scale(settings, sizes))
 
 
 def plan_tiling(settings: Settings, extractor: Any, losses: Sequence[Any], origins: dict[str, str],

@@ -25,6 +25,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("scales", str, "auto", "sizes to optimise at, coarse to fine, --steps at each: auto"
            " (from 128 px up by factors of sqrt(2)), 1 (one scale: the tutorial's), or a list"
            " such as 128,256,512 ending at --size"),
+    Option("scale_steps", str, None, "steps at each scale, one number per scale of --scales"
+           " (e.g. 16,6,3 for 256,362,512: more where steps are cheap); overrides --steps"),
     Option("style_scale", float, 1.0, "long side of the style image relative to the output's",
            above=0, maximum=8),
     Option("extractor", str, "vgg19", "feature extractor plugin"),
@@ -115,6 +117,7 @@ class Settings:
         from nstcore.tiling import parse_tile
 
         self.sizes = pyramid_sizes(self.size, self.scales)
+        self.scale_steps = parse_scale_steps(self.scale_steps)
         self.tile = parse_tile(self.tile)
         for name, value in self.loss_weights.items():
             try:
@@ -138,6 +141,27 @@ class Settings:
 
     def __repr__(self) -> str:
         return f"Settings({self.as_dict()})"
+
+
+def parse_scale_steps(value: Any) -> list[int] | None:
+    """``--scale-steps``: None, or whole numbers >= 1 separated by commas."""
+    if value is None or isinstance(value, list):
+        return value
+    parts = [part.strip() for part in str(value).split(",")]
+    if not all(part.isdigit() and int(part) >= 1 for part in parts):
+        raise InputError(f"--scale-steps must be whole numbers >= 1 separated by commas, got '{value}'")
+    return [int(part) for part in parts]
+
+
+def steps_per_scale(settings: "Settings", sizes: list[int]) -> list[int]:
+    """Steps at each of the run's ``sizes``: ``--scale-steps`` (one number per size) or
+    ``--steps`` at each."""
+    if settings.scale_steps is None:
+        return [settings.steps] * len(sizes)
+    if len(settings.scale_steps) != len(sizes):
+        raise InputError(f"--scale-steps has {len(settings.scale_steps)} number(s) but the run has"
+                         f" {len(sizes)} scale(s) ({', '.join(map(str, sizes))} px); give one per scale")
+    return list(settings.scale_steps)
 
 
 def _checked_map(option: MapOption, value: Any) -> dict[str, Any]:

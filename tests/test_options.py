@@ -84,7 +84,8 @@ def test_declared_values_reach_the_plugin_and_the_report(image_files, tmp_path, 
     plugins = json.loads(report.read_text())["plugins"]
     assert plugins["solver"]["options"] == {"learning_rate": 0.05, "beta_1": 0.9, "beta_2": 0.999,
                                             "epsilon": 0.1, "jit_compile": False}
-    assert plugins["extractor"]["options"] == {"weights": weights_path, "precision": "float32"}
+    assert plugins["extractor"]["options"] == {"weights": weights_path, "precision": "float32",
+                                               "edge_pad": 0}
 
 
 def test_option_declarations_convert_and_bound():

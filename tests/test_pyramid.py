@@ -145,3 +145,28 @@ def test_a_multi_scale_run_reports_its_scales(image_files, tmp_path, weights_pat
     data = json.loads(report.read_text())
     assert [(s["size"], s["first_step"]) for s in data["scales"]] == [(32, 1), (64, 3)]
     assert data["steps_done"] == 4 and len(data["losses"]) == 4
+
+
+def test_scale_steps_give_each_scale_its_own_number_of_steps(image_files, tmp_path, weights_path):
+    content, style = image_files
+    report = tmp_path / "r.json"
+    assert cli.main(["run", str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "64",
+                     "--scales", "32,48,64", "--scale-steps", "3,2,1", "-q", "--weights", weights_path,
+                     "--report", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert [(s["size"], s["first_step"]) for s in data["scales"]] == [(32, 1), (48, 4), (64, 6)]
+    assert data["steps_done"] == 6
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--scales", "32,64", "--scale-steps", "3,2,1"],
+     "--scale-steps has 3 number(s) but the run has 2 scale(s) (32, 64 px); give one per scale"),
+    (["--scale-steps", "3,0"], "--scale-steps must be whole numbers >= 1 separated by commas, got '3,0'"),
+    (["--scale-steps", "many"], "--scale-steps must be whole numbers >= 1 separated by commas, got 'many'"),
+])
+def test_bad_scale_steps_are_one_line(image_files, tmp_path, capsys, extra, message):
+    content, style = image_files
+    code = cli.main(["run", str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "64",
+                     *extra])
+    assert code == 2 and not (tmp_path / "o.png").exists()
+    assert capsys.readouterr().err.splitlines() == [f"nstcore: error: {message}"]

@@ -176,11 +176,12 @@ def _run(image_files, tmp_path, *extra):
     return code, out
 
 
-def test_tiled_run_gives_the_untiled_losses(image_files, tmp_path, weights_path):
-    code, _ = _run(image_files, tmp_path, "--tile", "off")
+@pytest.mark.parametrize("edge_pad", ["0", "16"])
+def test_tiled_run_gives_the_untiled_losses(image_files, tmp_path, weights_path, edge_pad):
+    code, _ = _run(image_files, tmp_path, "--tile", "off", "--edge-pad", edge_pad)
     assert code == 0
     whole = json.loads((tmp_path / "r.json").read_text())
-    code, out = _run(image_files, tmp_path, "--tile", "32")
+    code, out = _run(image_files, tmp_path, "--tile", "32", "--edge-pad", edge_pad)
     assert code == 0 and out.exists()
     tiled = json.loads((tmp_path / "r.json").read_text())
     assert [s["tile"] for s in tiled["scales"]] == [32] and whole["scales"][0]["tile"] is None
