@@ -205,3 +205,16 @@ def test_lbfgs_reports_a_genuine_convergence(weights_path):
             stepper.step()
     assert stop.value.converged and "converged" in stop.value.reason
     np.testing.assert_allclose(stepper.image().numpy(), target.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("value,message", [
+    ("8", "option edge_pad: must be one of 0, 16, 32, 48, 64, got '8'"),
+    ("-16", "option edge_pad: must be one of 0, 16, 32, 48, 64, got '-16'"),
+])
+def test_bad_edge_pad_is_one_line(image_files, tmp_path, capsys, weights_path, value, message):
+    content, style = image_files
+    code = cli.main(["run", str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "32",
+                     "--edge-pad", value, "--weights", weights_path])
+    assert code == 2 and not (tmp_path / "o.png").exists()
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("nstcore: error: ") and message in err[0]

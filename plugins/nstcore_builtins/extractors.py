@@ -12,7 +12,7 @@ VGG19_OPTIONS = (
     Option("edge_pad", int, 0, "pixels of mirrored image added around the image before the"
            " network and cropped from its features, a multiple of 16: 0 is Keras's zero padding"
            " (the tutorial's); 16 stops the style loss painting a light band along the edges",
-           minimum=0, maximum=256, flag="--edge-pad"),
+           choices=(0, 16, 32, 48, 64), flag="--edge-pad"),
 )
 
 
