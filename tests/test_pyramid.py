@@ -136,24 +136,24 @@ def test_adam_carries_its_moments_to_the_next_scale():
     assert int(resumed.optimizer.iterations.numpy()) == 3
 
 
-def test_a_multi_scale_run_reports_its_scales(image_files, tmp_path, weights_path):
+def _report_of_run(image_files, tmp_path, weights_path, *extra):
+    """Run 64-px images with ``extra`` flags; the JSON report."""
     content, style = image_files
     report = tmp_path / "r.json"
     assert cli.main(["run", str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "64",
-                     "--scales", "32,64", "--steps", "2", "-q", "--weights", weights_path,
-                     "--report", str(report)]) == 0
-    data = json.loads(report.read_text())
+                     "-q", "--weights", weights_path, "--report", str(report), *extra]) == 0
+    return json.loads(report.read_text())
+
+
+def test_a_multi_scale_run_reports_its_scales(image_files, tmp_path, weights_path):
+    data = _report_of_run(image_files, tmp_path, weights_path, "--scales", "32,64", "--steps", "2")
     assert [(s["size"], s["first_step"]) for s in data["scales"]] == [(32, 1), (64, 3)]
     assert data["steps_done"] == 4 and len(data["losses"]) == 4
 
 
 def test_scale_steps_give_each_scale_its_own_number_of_steps(image_files, tmp_path, weights_path):
-    content, style = image_files
-    report = tmp_path / "r.json"
-    assert cli.main(["run", str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "64",
-                     "--scales", "32,48,64", "--scale-steps", "3,2,1", "-q", "--weights", weights_path,
-                     "--report", str(report)]) == 0
-    data = json.loads(report.read_text())
+    data = _report_of_run(image_files, tmp_path, weights_path, "--scales", "32,48,64",
+                          "--scale-steps", "3,2,1")
     assert [(s["size"], s["first_step"]) for s in data["scales"]] == [(32, 1), (48, 4), (64, 6)]
     assert data["steps_done"] == 6
 
