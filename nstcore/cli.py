@@ -190,7 +190,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
+#: Run options whose values have a shape of their own (the generic "NAME" would mislead).
+_SHAPED = {"scales": "auto|1|PX,...", "scale_steps": "N,...", "tile": "auto|off|PX"}
+
+
 def _metavar(option: Any) -> str:
+    if option.name in _SHAPED:
+        return _SHAPED[option.name]
     if option.choices is not None:
         return "{" + ",".join(map(str, option.choices)) + "}"
     return {int: "N", float: "X", str: "NAME", "path": "PATH", "names": "A,B,..."}.get(option.type, "V")

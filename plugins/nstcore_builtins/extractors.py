@@ -9,7 +9,7 @@ VGG19_OPTIONS = (
            " (1.8x faster on one CPU with AVX512-BF16, 7-11x slower on CPUs without native"
            " bfloat16), or auto (bfloat16 only where native)",
            choices=("float32", "bfloat16", "auto"), flag="--precision"),
-    Option("edge_pad", int, 0, "pixels of mirrored image added around the image before the"
+    Option("edge_pad", int, 0, "pixels of mirrored picture added around the image before the"
            " network and cropped from its features, a multiple of 16: 0 is Keras's zero padding"
            " (the tutorial's); 16 stops the style loss painting a light band along the edges",
            choices=(0, 16, 32, 48, 64), flag="--edge-pad"),
