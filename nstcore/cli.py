@@ -266,6 +266,8 @@ def _demo_schedule(args: argparse.Namespace, argv: list[str] | None) -> None:
         args.scale_steps = None
         if "--scales" not in given:
             args.scales = "auto"
+
+
 def settings_from_args(args: argparse.Namespace):
     """Settings from parsed flags: the run options, the option maps and plugin shorthands."""
     from nstcore.settings import MAP_OPTIONS, RUN_OPTIONS, Settings

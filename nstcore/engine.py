@@ -217,7 +217,8 @@ class Engine:
             on_step: Callable[[StepInfo], Any] | None = None,
             sizes: Sequence[int] | None = None, style_scale: float = 1.0) -> Result:
         """Run ``steps`` solver steps (a number, or one per scale) at each size of ``sizes``
-        (coarse to fine; default: one scale, the content's own size), starting from ``init`` (default: the content image).
+        (coarse to fine; default: one scale, the content's own size), starting from ``init``
+        (default: the content image).
 
         ``content`` and ``style`` come at the final size; each scale resizes them (the style to
         ``style_scale`` times the scale's long side), recomputes the losses' targets, and starts
@@ -232,7 +233,8 @@ class Engine:
         sizes = list(sizes or [max(content.shape[:2])])
         per_scale = [steps] * len(sizes) if isinstance(steps, int) else list(steps)
         if len(per_scale) != len(sizes) or min(per_scale) < 1:
-            raise InputError(f"steps must be at least 1 at each of the {len(sizes)} scale(s), got {steps}")
+            raise InputError(f"steps must be at least 1 at each of the {len(sizes)} scale(s),"
+                             f" got {steps}")
         total_steps = sum(per_scale)
         start_image = np.asarray(content if init is None else init, dtype=np.float32)
         result = Result(image=start_image.copy(), device=self.device or "default")

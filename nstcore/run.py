@@ -189,14 +189,13 @@ def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
 
     extractor, losses, solver, origins = build_components(settings, plan)
     layers = [name for loss in losses for name in loss.layers if name in extractor.layers]
+    style_size = max(1, round(settings.size * settings.style_scale))
     shapes = [long_side_shape(*arrays[0][1].shape[:2], settings.size),
-              long_side_shape(*arrays[1][1].shape[:2], max(1, round(settings.size * settings.style_scale)))]
+              long_side_shape(*arrays[1][1].shape[:2], style_size)]
     tiling = plan_tiling(settings, extractor, losses, origins, layers, shapes)
     minimum = extractor.min_side(layers) if layers else 1
     needs = f"extractor '{settings.extractor}' needs"
-    content_image, style_image = resize_inputs(arrays, settings.size,
-                                               max(1, round(settings.size * settings.style_scale)),
-                                               minimum, needs)
+    content_image, style_image = resize_inputs(arrays, settings.size, style_size, minimum, needs)
     sizes = usable_sizes(settings, [array for _, array in arrays], minimum, needs)
     device = resolve_device(settings.device)
     seed_everything(settings.seed)
@@ -216,7 +215,7 @@ def plan_tiling(settings: Settings, extractor: Any, losses: Sequence[Any], origi
     and style at the final size): a run that needs tiling but cannot tile, or does not fit even
     in the smallest tiles, is refused here, before any work."""
     from nstcore.resources import GIB, available_bytes, check_memory
-    from nstcore.tiling import TilePolicy, can_tile
+    from nstcore.tiling import TilePolicy, require_tileable
 
     if not layers:
         return None
@@ -235,16 +234,13 @@ def plan_tiling(settings: Settings, extractor: Any, losses: Sequence[Any], origi
                                         " (it gives no tile_geometry)") from None
                 raise
             continue
-        refused = [loss for loss in losses if loss.layers and not can_tile(loss)]
-        if refused:
-            names = ", ".join(f"'{loss.name}' from plugin {origins.get(loss.name, '?')}" for loss in refused)
-            raise InputError(f"this run needs tiling at {max(height, width)} px but loss {names} has"
-                             " no statistics() to tile with (use a smaller --size or another loss)")
-        if fpp is not None and limit is not None and policy.estimate(height, width, tile) > limit:
+        require_tileable([loss for loss in losses if loss.layers], origins,
+                         f" at {max(height, width)} px")
+        needed = policy.estimate(height, width, tile) if fpp is not None else 0.0
+        if limit is not None and needed > limit:
             source = "--memory-limit" if settings.memory_limit is not None else "available memory"
-            raise ResourceError(f"this run needs about {policy.estimate(height, width, tile) / GIB:.1f}"
-                                f" GiB even in {tile}-px tiles, but {source} is {limit / GIB:.1f} GiB;"
-                                " use a smaller --size")
+            raise ResourceError(f"this run needs about {needed / GIB:.1f} GiB even in {tile}-px"
+                                f" tiles, but {source} is {limit / GIB:.1f} GiB; use a smaller --size")
     if geometry is None and isinstance(settings.tile, int):
         raise InputError(f"--tile {settings.tile}: extractor '{settings.extractor}' cannot be tiled"
                          " (it gives no tile_geometry)")

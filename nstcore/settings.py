@@ -113,7 +113,6 @@ class Settings:
 
     def _check(self) -> None:
         from nstcore.pyramid import pyramid_sizes
-
         from nstcore.tiling import parse_tile
 
         self.sizes = pyramid_sizes(self.size, self.scales)

@@ -61,7 +61,7 @@ class TinyVGG(FeatureExtractor):
 
     @classmethod
     def tile_geometry(cls, layers: Sequence[str]) -> Any:
-        from nstcore.tiling import conv_pool_geometry
+        from nstcore.tiling import conv_pool_geometry, vgg_network
 
         return conv_pool_geometry(vgg_network(cls.layers), layers)
 
@@ -82,17 +82,6 @@ class TinyVGG(FeatureExtractor):
                 features[name] = x
                 remaining.discard(name)
         return features
-
-
-def vgg_network(layers: Sequence[str] = VGG19_LAYER_NAMES) -> list[tuple[str, Any]]:
-    """VGG's layer stack for :func:`nstcore.tiling.conv_pool_geometry`: 3x3 convolutions
-    (``blockN_convM``) with a 2x2 max-pool before each block after the first."""
-    network: list[tuple[str, Any]] = []
-    for name in layers:
-        if name.endswith("_conv1") and network:
-            network.append(("pool", 2))
-        network.append(("conv", (name, 3)))
-    return network
 
 
 def tiny_images(size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -183,13 +172,11 @@ def check_tiled(factory: Callable[..., Any] | Any, *, extractor: FeatureExtracto
     """
     tf = _tf()
     from nstcore.engine import Objective
-    from nstcore.loss import Loss
-    from nstcore.tiling import TiledFeatures, TiledObjective, can_tile
+    from nstcore.tiling import TiledFeatures, TiledObjective, can_tile, statistics_methods
 
     loss = _build(factory, name="under_test")
     label = f"loss {type(loss).__name__}"
-    kind = type(loss)
-    defines = [m for m in ("statistics", "from_statistics") if getattr(kind, m) is not getattr(Loss, m)]
+    defines = statistics_methods(loss)
     if len(defines) == 1:
         raise ContractError(f"{label} defines {defines[0]}() but not the other of statistics() and"
                             " from_statistics(): tiling needs both")

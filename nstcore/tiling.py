@@ -20,8 +20,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-import numpy as np
-
 from nstcore.errors import InputError, PluginError
 
 
@@ -65,6 +63,17 @@ def conv_pool_geometry(network: Sequence[tuple[str, Any]], layers: Sequence[str]
         raise ValueError(f"layers not in the network: {sorted(missing)}")
     align = max(strides.values())
     return TileGeometry(align, math.ceil(halo / align) * align, strides)
+
+
+def vgg_network(layers: Sequence[str]) -> list[tuple[str, Any]]:
+    """A VGG-style stack for :func:`conv_pool_geometry` from its layer names: 3x3 convolutions
+    (``blockN_convM``) with a 2x2 max-pool before each block after the first."""
+    network: list[tuple[str, Any]] = []
+    for name in layers:
+        if name.endswith("_conv1") and network:
+            network.append(("pool", 2))
+        network.append(("conv", (name, 3)))
+    return network
 
 
 @dataclass(frozen=True)
@@ -177,6 +186,17 @@ class TiledFeatures(Mapping):
             yield crops, region, tile
             previous = list(crops.values())
 
+    def sum_over_tiles(self, function: Callable[[Mapping[str, Any], Region], Any]) -> Any:
+        """``function(core features, region)`` summed over the tiles; each tile starts only
+        once the running sum includes the previous one."""
+        tf = _tf()
+        total = None
+        for tile in self.tiles:
+            window = _window(self.image, tile, [] if total is None else tf.nest.flatten(total))
+            part = function(*crop_core(self.extractor(window), tile, self.geometry))
+            total = part if total is None else tf.nest.map_structure(tf.add, total, part)
+        return total
+
     def __getitem__(self, layer: str) -> Any:
         if layer not in self.layers:
             raise KeyError(layer)
@@ -187,29 +207,36 @@ class TiledFeatures(Mapping):
         return tf.concat([tf.concat(row, axis=2) for _, row in sorted(rows.items())], axis=1)
 
 
-def sum_statistics(function: Callable[[Mapping[str, Any], Region], Any], features: Mapping[str, Any]) -> Any:
+def sum_statistics(function: Callable[[Mapping[str, Any], Region], Any],
+                   features: Mapping[str, Any]) -> Any:
     """``function(features, region)`` summed over the tiles of a :class:`TiledFeatures`, or called
     once with :data:`WHOLE` on ordinary features: how a tileable loss computes targets in
     ``prepare`` (a Gram target from the style's sums) without stitching whole maps."""
     if not isinstance(features, TiledFeatures):
         return function(features, WHOLE)
-    tf = _tf()
-    total = None
-    for crops, region, _ in features.cores():
-        part = function(crops, region)
-        total = part if total is None else tf.nest.map_structure(tf.add, total, part)
-    return total
+    return features.sum_over_tiles(function)
+
+
+def statistics_methods(loss: Any) -> list[str]:
+    """Which of ``statistics``/``from_statistics`` the loss's class defines itself."""
+    from nstcore.loss import Loss
+
+    return [name for name in ("statistics", "from_statistics")
+            if getattr(type(loss), name, None) is not getattr(Loss, name)]
 
 
 def can_tile(loss: Any) -> bool:
     """Whether ``loss`` implements the statistics interface (or needs no features)."""
-    from nstcore.loss import Loss
+    return not loss.layers or len(statistics_methods(loss)) == 2
 
-    if not loss.layers:
-        return True
-    kind = type(loss)
-    return (getattr(kind, "statistics", None) is not getattr(Loss, "statistics", None)
-            and getattr(kind, "from_statistics", None) is not getattr(Loss, "from_statistics", None))
+
+def require_tileable(losses: Sequence[Any], origins: Mapping[str, str], where: str = "") -> None:
+    """Refuse, naming each loss and its plugin, when a loss with layers cannot be tiled."""
+    refused = [loss for loss in losses if not can_tile(loss)]
+    if refused:
+        names = ", ".join(f"'{loss.name}' from plugin {origins.get(loss.name, '?')}" for loss in refused)
+        raise InputError(f"this run needs tiling{where} but loss {names} has no statistics() to"
+                         " tile with (use a smaller --size or another loss)")
 
 
 class TiledObjective:
@@ -226,22 +253,14 @@ class TiledObjective:
         self.term_names, self.origins = objective.term_names, objective.origins
         self.tile, self.geometry = tile, geometry
         self.feature_losses = [loss for loss in self.losses if loss.layers]
-        refused = [loss for loss in self.feature_losses if not can_tile(loss)]
-        if refused:
-            names = ", ".join(f"'{loss.name}' from plugin {self.origins.get(loss.name, '?')}"
-                              for loss in refused)
-            raise InputError(f"this run needs tiling but loss {names} has no statistics() to"
-                             " tile with (use a smaller --size, --tile off with more memory, or"
-                             " another loss)")
-
-    def tiles(self, image: Any) -> list[Tile]:
-        return plan_tiles(int(image.shape[1]), int(image.shape[2]), self.tile, self.geometry)
+        require_tileable(self.feature_losses, self.origins)
+        wanted = {name for loss in self.feature_losses for name in loss.layers}
+        self.layers = [name for name in self.extractor.layers if name in wanted]
 
     def __call__(self, image: Any) -> tuple[Any, dict[str, Any]]:
         tf = _tf()
         image = tf.convert_to_tensor(image, tf.float32)
-        tiles = self.tiles(image)
-        values = self._feature_values(image, tiles) if self.feature_losses else None
+        values = self._feature_values(image) if self.feature_losses else None
         terms, index = {}, 0
         for loss in self.losses:
             if loss.layers:
@@ -258,9 +277,8 @@ class TiledObjective:
             raise PluginError(f"loss '{loss.name}' from plugin {self.origins.get(loss.name, '?')}"
                               f" failed in statistics(): {type(exc).__name__}: {exc}") from exc
 
-    def _core_statistics(self, window: Any, tile: Tile) -> list:
-        """Each feature loss's statistics of the tile's core, from the tile's window."""
-        crops, region = crop_core(self.extractor(window), tile, self.geometry)
+    def _region_statistics(self, crops: Mapping[str, Any], region: Region) -> list:
+        """Each feature loss's statistics of one tile's core features."""
         return [self._statistics(loss, crops, region) for loss in self.feature_losses]
 
     def _values(self, statistics: list) -> Any:
@@ -275,16 +293,14 @@ class TiledObjective:
             values.append(loss.weight * tf.reshape(value, []))
         return tf.stack(values)
 
-    def _feature_values(self, image: Any, tiles: list[Tile]) -> Any:
+    def _feature_values(self, image: Any) -> Any:
         tf = _tf()
 
         @tf.custom_gradient
         def values(image):
-            total, previous = None, []
-            for tile in tiles:  # pass 1: sums of every tile's core statistics, no gradient
-                part = self._core_statistics(_window(image, tile, previous), tile)
-                total = part if total is None else tf.nest.map_structure(tf.add, total, part)
-                previous = tf.nest.flatten(total)
+            features = TiledFeatures(self.extractor, image, self.layers, self.tile, self.geometry)
+            # pass 1: sums of every tile's core statistics, no gradient
+            total = features.sum_over_tiles(self._region_statistics)
             result = self._values(total)
 
             def gradient(upstream, variables=None):
@@ -295,11 +311,13 @@ class TiledObjective:
                 upstream_stats = tape.gradient(again, flat, output_gradients=upstream,
                                                unconnected_gradients="zero")
                 grad, shape = tf.zeros_like(image), image.shape
-                for tile in tiles:  # pass 2: each tile forward and backward with the sums' gradient
+                # pass 2: each tile forward and backward with the gradient w.r.t. the sums
+                for tile in features.tiles:
                     with tf.GradientTape() as tile_tape:
                         window = _window(image, tile, [grad])
                         tile_tape.watch(window)
-                        part = self._core_statistics(window, tile)
+                        part = self._region_statistics(*crop_core(self.extractor(window), tile,
+                                                                  self.geometry))
                     part_flat = tf.nest.flatten(part)
                     window_grad = tile_tape.gradient(part_flat, window, output_gradients=upstream_stats,
                                                      unconnected_gradients="zero")
@@ -313,7 +331,6 @@ class TiledObjective:
             return result, gradient
 
         return values(image)
-
 
 
 #: ``--tile auto`` keeps a tile's working set (TensorFlow, the model and one window's activations)
@@ -341,8 +358,8 @@ class TilePolicy:
     """Decides, for each image size of a run, whether to tile and with which core size.
 
     ``mode``: ``auto`` tiles only when the untiled estimate exceeds ``limit_bytes`` (then the
-    largest tile whose working set fits :data:`AUTO_TILE_BUDGET_GIB`), ``off`` never, an int always (rounded
-    down to the extractor's pooling grid; an image that one tile covers runs untiled).
+    largest tile whose working set fits :data:`AUTO_TILE_BUDGET_GIB`), ``off`` never, an int
+    always (rounded down to the extractor's pooling grid; an image one tile covers runs untiled).
     """
 
     mode: str | int

@@ -9,7 +9,7 @@ import tensorflow as tf
 from nstcore.errors import InputError, WeightsError
 from nstcore.extractor import FeatureExtractor, Features
 from nstcore.console import info, warn
-from nstcore.tiling import TileGeometry, conv_pool_geometry
+from nstcore.tiling import TileGeometry, conv_pool_geometry, vgg_network
 from nstcore_builtins.weights import VGG19_CONV_LAYERS, WeightsInfo, resolve
 
 PRECISIONS = ("float32", "bfloat16")
@@ -124,12 +124,7 @@ class VGG19Extractor(FeatureExtractor):
     def tile_geometry(cls, layers: Sequence[str]) -> TileGeometry:
         """3x3 'same' convolutions with a 2x2 max-pool between blocks (as ``conv_stack`` runs
         them): halo 96 px and a 16-px grid for block5_conv2."""
-        network: list[tuple[str, Any]] = []
-        for name in cls.layers:
-            if network and name.endswith("_conv1"):
-                network.append(("pool", 2))
-            network.append(("conv", (name, 3)))
-        return conv_pool_geometry(network, layers)
+        return conv_pool_geometry(vgg_network(cls.layers), layers)
 
     def select(self, layers: Sequence[str]) -> None:
         unknown = [name for name in layers if name not in self.layers]
