@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from nstcore.extractor import Features
 
@@ -23,13 +23,43 @@ class Loss(ABC):
     default_layers: ClassVar[Sequence[str]] = ()
 
     def __init__(self, weight: float | None = None, layers: Sequence[str] | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, layer_weights: Mapping[str, float] | None = None) -> None:
         self.name = name or type(self).__name__
         self.weight = float(self.default_weight if weight is None else weight)
         self.layers: tuple[str, ...] = tuple(self.default_layers if layers is None else layers)
+        #: relative weight of each layer's term (``--style-layers block1_conv1:1,...``); None:
+        #: equal weights, the tutorial's plain mean over layers
+        self.layer_weights: dict[str, float] | None = None
+        if layer_weights is not None:
+            missing = [n for n in self.layers if n not in layer_weights]
+            if missing or sum(layer_weights.values()) <= 0:
+                raise ValueError(f"layer_weights must give each of {', '.join(self.layers)} a"
+                                 f" weight >= 0, not all 0; got {dict(layer_weights)}")
+            self.layer_weights = {n: float(layer_weights[n]) for n in self.layers}
+
+    def mean_over_layers(self, terms: Sequence[Any]) -> Any:
+        """The per-layer ``terms`` (in :attr:`layers` order) averaged with :attr:`layer_weights`
+        (weights relative: divided by their sum); equal weights give the plain mean."""
+        import tensorflow as tf
+
+        if self.layer_weights is None or len(set(self.layer_weights.values())) == 1:
+            return tf.add_n(list(terms)) / len(terms)
+        total = sum(self.layer_weights.values())
+        return tf.add_n([term * (self.layer_weights[n] / total) for n, term in zip(self.layers, terms)])
 
     def prepare(self, content: Features, style: Features) -> None:
-        """Compute targets from the content and style images' features (called once)."""
+        """Compute targets from the content and style images' features (called once per scale)."""
+
+    def prepare_styles(self, content: Features, styles: Sequence[Features],
+                       blend: Sequence[float]) -> None:
+        """Targets for several style images mixed with ``blend`` weights (summing to 1).
+
+        Optional. A loss that does not define it is blended by the engine
+        (:class:`nstcore.blend.BlendedLoss`): one prepared copy per style, the loss being the
+        blend-weighted sum of the copies' losses. Define it when blending targets is the same
+        objective and cheaper (the Gram loss does: see its docstring).
+        """
+        raise NotImplementedError
 
     @abstractmethod
     def __call__(self, features: Features, image: Any) -> Any:

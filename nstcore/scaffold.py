@@ -63,7 +63,7 @@ class {cls}(Loss):
         # Runs every step, inside tf.function: TensorFlow ops only, return an unweighted scalar.
         terms = [tf.reduce_mean(tf.square(tf.reduce_mean(features[name], axis=[1, 2])
                                           - self.targets[name])) for name in self.layers]
-        return tf.add_n(terms) / len(terms)
+        return self.mean_over_layers(terms)  # honours --style-layers NAME:WEIGHT
 '''
 
 _TEST = '''"""Contract checks from nstcore's test kit, plus a test of your own."""

@@ -218,11 +218,13 @@ def sum_statistics(function: Callable[[Mapping[str, Any], Region], Any],
 
 
 def statistics_methods(loss: Any) -> list[str]:
-    """Which of ``statistics``/``from_statistics`` the loss's class defines itself."""
+    """Which of ``statistics``/``from_statistics`` the loss's class defines itself (for a
+    blended loss, :class:`nstcore.blend.BlendedLoss`, the class of the loss it blends)."""
     from nstcore.loss import Loss
 
+    cls = type(getattr(loss, "original", loss))
     return [name for name in ("statistics", "from_statistics")
-            if getattr(type(loss), name, None) is not getattr(Loss, name)]
+            if getattr(cls, name, None) is not getattr(Loss, name)]
 
 
 def can_tile(loss: Any) -> bool:

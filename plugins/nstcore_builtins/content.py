@@ -24,8 +24,8 @@ class ContentLoss(Loss):
         self.targets = {name: tf.constant(content[name]) for name in self.layers}
 
     def __call__(self, features: Features, image: Any) -> tf.Tensor:
-        terms = [tf.reduce_mean(tf.square(features[n] - self.targets[n])) for n in self.layers]
-        return tf.add_n(terms) / len(terms)
+        return self.mean_over_layers([tf.reduce_mean(tf.square(features[n] - self.targets[n]))
+                                      for n in self.layers])
 
     def statistics(self, features: Features, region: Any) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
         sums = {}
@@ -36,5 +36,4 @@ class ContentLoss(Loss):
         return sums
 
     def from_statistics(self, statistics: Any) -> tf.Tensor:
-        terms = [total / count for total, count in statistics.values()]
-        return tf.add_n(terms) / len(terms)
+        return self.mean_over_layers([statistics[n][0] / statistics[n][1] for n in self.layers])

@@ -1,7 +1,7 @@
 """Gram style loss (Gatys et al.): match feature correlations, which carry texture, not layout."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import tensorflow as tf
 
@@ -27,6 +27,11 @@ class GramStyleLoss(Loss):
     """Mean squared Gram difference, averaged over the style layers (the tutorial's).
 
     Tileable: its statistics are, per layer, the sum of f fᵀ over positions and their count.
+
+    Several styles blend their *targets*: the target Gram is sum_i w_i G_i (jcjohnson/neural-style
+    does the same). For this squared error that is the same objective as blending the losses,
+    since sum_i w_i |G - G_i|^2 = |G - sum_i w_i G_i|^2 + a constant (the weights sum to 1), and
+    it costs one Gram difference per layer instead of one per style.
     """
 
     role = "style"
@@ -34,19 +39,29 @@ class GramStyleLoss(Loss):
     default_layers = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
     def prepare(self, content: Features, style: Features) -> None:
-        sums = sum_statistics(self.statistics, style)
-        self.targets = {name: (products / count)[None] for name, (products, count) in sums.items()}
+        self.prepare_styles(content, [style], [1.0])
+
+    def prepare_styles(self, content: Features, styles: Sequence[Features],
+                       blend: Sequence[float]) -> None:
+        grams = []
+        for style in styles:
+            sums = sum_statistics(self.statistics, style)
+            grams.append({name: (products / count)[None] for name, (products, count) in sums.items()})
+        if len(grams) == 1:
+            self.targets = grams[0]
+            return
+        self.targets = {name: tf.add_n([w * gram[name] for w, gram in zip(blend, grams)])
+                        for name in self.layers}
 
     def __call__(self, features: Features, image: Any) -> tf.Tensor:
-        terms = [tf.reduce_mean(tf.square(gram_matrix(features[n]) - self.targets[n]))
-                 for n in self.layers]
-        return tf.add_n(terms) / len(terms)
+        return self.mean_over_layers([tf.reduce_mean(tf.square(gram_matrix(features[n]) - self.targets[n]))
+                                      for n in self.layers])
 
     def statistics(self, features: Features, region: Any) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
         return {n: (tf.linalg.einsum("bijc,bijd->cd", features[n], features[n]), positions(features[n]))
                 for n in self.layers}
 
     def from_statistics(self, statistics: Any) -> tf.Tensor:
-        terms = [tf.reduce_mean(tf.square(products / count - self.targets[n][0]))
-                 for n, (products, count) in statistics.items()]
-        return tf.add_n(terms) / len(terms)
+        return self.mean_over_layers([tf.reduce_mean(tf.square(statistics[n][0] / statistics[n][1]
+                                                               - self.targets[n][0]))
+                                      for n in self.layers])

@@ -44,7 +44,7 @@ class MeanStdStyleLoss(Loss):
             target_mean, target_std = self.targets[name]
             terms.append(tf.reduce_mean(tf.square(mean - target_mean))
                          + tf.reduce_mean(tf.square(std - target_std)))
-        return tf.add_n(terms) / len(terms)
+        return self.mean_over_layers(terms)
 
     # Tileable: per layer, the per-channel sums of f and f**2 and the count of positions, in
     # float64 so the variance (sum f**2 / n - mean**2) keeps its digits.
@@ -71,4 +71,4 @@ class MeanStdStyleLoss(Loss):
             target_mean, target_std = self.targets[name]
             terms.append(tf.reduce_mean(tf.square(mean - target_mean))
                          + tf.reduce_mean(tf.square(std - target_std)))
-        return tf.add_n(terms) / len(terms)
+        return self.mean_over_layers(terms)

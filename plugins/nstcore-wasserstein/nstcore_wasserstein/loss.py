@@ -86,7 +86,7 @@ class GaussianW2StyleLoss(Loss):
             cov = ridged(cov, self.ridge)
             channels = tf.cast(tf.shape(cov)[0], cov.dtype)
             terms.append(w2_squared(mean, cov, *self.targets[name]) / channels)
-        return tf.add_n(terms) / len(terms)
+        return self.mean_over_layers(terms)
 
     # Tileable: per layer, the float64 sums of f and of f fᵀ over positions and their count
     # (float64 so the covariance, sum f fᵀ / n - m mᵀ, keeps its digits).
@@ -106,4 +106,4 @@ class GaussianW2StyleLoss(Loss):
             cov = ridged(cov, self.ridge)
             channels = tf.cast(tf.shape(cov)[0], cov.dtype)
             terms.append(w2_squared(mean, cov, *self.targets[name]) / channels)
-        return tf.add_n(terms) / len(terms)
+        return self.mean_over_layers(terms)
