@@ -13,6 +13,8 @@ VGG19_OPTIONS = (
            " network and cropped from its features, a multiple of 16: 0 is Keras's zero padding"
            " (the tutorial's); 16 stops the style loss painting a light band along the edges",
            choices=(0, 16, 32, 48, 64), flag="--edge-pad"),
+    Option("pooling", str, "max", "pooling between VGG19's blocks: max (Keras's, the tutorial's)"
+           " or avg (Gatys et al.'s: smoother pictures)", choices=("max", "avg"), flag="--pooling"),
 )
 
 

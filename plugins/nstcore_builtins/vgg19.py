@@ -55,17 +55,21 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
+POOLINGS = {"max": tf.nn.max_pool2d, "avg": tf.nn.avg_pool2d}
+
+
 def conv_stack(x: tf.Tensor, params: Sequence[tuple[str, tf.Tensor, tf.Tensor]],
-               selected: Sequence[str]) -> Features:
-    """VGG's body: 3x3 conv + ReLU per layer, 2x2 max-pool between blocks (``blockN_convM``).
+               selected: Sequence[str], pooling: str = "max") -> Features:
+    """VGG's body: 3x3 conv + ReLU per layer, 2x2 pooling between blocks (``blockN_convM``).
 
     ``params`` are (layer name, HWIO kernel, bias) in network order, up to the deepest layer
-    wanted; returns the selected layers' activations as float32.
+    wanted; ``pooling`` is VGG's ``max`` or ``avg`` (Gatys et al.'s choice: smoother pictures);
+    returns the selected layers' activations as float32.
     """
-    features, block = {}, 1
+    features, block, pool = {}, 1, POOLINGS[pooling]
     for name, kernel, bias in params:
-        if int(name[5]) != block:  # VGG19 max-pools between blocks
-            x = tf.nn.max_pool2d(x, 2, 2, "VALID")
+        if int(name[5]) != block:  # VGG19 pools between blocks
+            x = pool(x, 2, 2, "VALID")
             block = int(name[5])
         x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias))
         if name in selected:
@@ -87,7 +91,10 @@ class VGG19Extractor(FeatureExtractor):
     layers = tuple(name for name, _, _ in VGG19_CONV_LAYERS)
 
     def __init__(self, weights: str | None = None, precision: str = "float32",
-                 fetch_if_missing: bool = True, edge_pad: int = 0) -> None:
+                 fetch_if_missing: bool = True, edge_pad: int = 0, pooling: str = "max") -> None:
+        if pooling not in POOLINGS:
+            raise InputError(f"unknown pooling '{pooling}' (choose from {', '.join(POOLINGS)})")
+        self.pooling = pooling
         if precision not in PRECISIONS + ("auto",):
             raise InputError(f"unknown precision '{precision}' (choose from auto, {', '.join(PRECISIONS)})")
         if edge_pad % EDGE_PAD_GRID:
@@ -155,18 +162,18 @@ class VGG19Extractor(FeatureExtractor):
         x = tf.cast(self.preprocess(image), self._params[0][1].dtype)
         pad = self.edge_pad
         if not pad:
-            return conv_stack(x, self._params, self.selected)
+            return conv_stack(x, self._params, self.selected, self.pooling)
         # Zero padding shows every layer a dark frame, and the style loss pushes the edge pixels
         # to make texture against it (a light band). A mirrored margin lets the network see the
         # picture continue; the margin's positions are cropped, so the losses see the image only.
         x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="SYMMETRIC")
         features = {}
-        for name, value in conv_stack(x, self._params, self.selected).items():
+        for name, value in conv_stack(x, self._params, self.selected, self.pooling).items():
             margin = pad // 2 ** (int(name[5]) - 1)
             features[name] = value[:, margin:tf.shape(value)[1] - margin, margin:tf.shape(value)[2] - margin, :]
         return features
 
     def describe(self) -> dict[str, Any]:
         return {"weights": self.weights_info.as_dict(), "precision": self.precision,
-                "edge_pad": self.edge_pad,
+                "edge_pad": self.edge_pad, "pooling": self.pooling,
                 "requested_precision": self.requested_precision}
