@@ -13,7 +13,8 @@ __all__ = ["__version__", "hookimpl", "stylize"]
 
 
 def stylize(content: Any, style: Any, **options: Any) -> Any:
-    """Stylise ``content`` with ``style`` (paths or (h, w, 3) float arrays in [0, 1]).
+    """Stylise ``content`` with ``style`` (paths or (h, w, 3) float arrays in [0, 1]; ``style``
+    may be a list of several, mixed by ``style_blend=[0.7, 0.3]``).
 
     Options are ``nstcore run``'s in snake case (``optimizer``, ``steps``, ``size``, ``losses``,
     ``content_weight``, ``style_weight``, ``tv_weight``, ``device``, ...; see

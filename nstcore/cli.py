@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Stylise CONTENT with STYLE. Defaults reproduce the TensorFlow"
                          " tutorial's objective and Adam settings.")
     run.add_argument("content", help="content image (PNG, JPEG, ...)")
-    run.add_argument("style", help="style image")
+    run.add_argument("style", nargs="+", help="style image; several are blended (--style-blend)")
     run.add_argument("-o", "--output", default="stylized.png", help="output image (default: %(default)s)")
     _add_run_options(run)
 
@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     # mirrored 16-px margin (VGG19's edge_pad) so no light band is painted along the edges.
     demo.set_defaults(size=512, optimizer="lbfgs", style_weight=1.0, scales="256,512",
                       scale_steps="14,5", shorthand_edge_pad="16")
+
+    plot = sub.add_parser("plot", help="draw a run report's losses per step (needs nstcore[plot])",
+                          description="Each weighted loss term and the total per step, log scale,"
+                          " from a report written by `nstcore run --report FILE.json`.")
+    plot.add_argument("report", help="run report (JSON)")
+    plot.add_argument("-o", "--output", default="losses.png",
+                      help="image to write: .png, .svg or .pdf (default: %(default)s)")
 
     plugins = sub.add_parser("plugins", help="list loaded plugins and what they register")
     plugins.add_argument("--hooks", action="store_true", help="show the hooks each plugin implements")
@@ -182,7 +189,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         else:
             p.add_argument(declared.flag, dest=f"shorthand_{keyword}", metavar=_metavar(declared),
                            help=help_text)
+    p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
+                   help="bits per channel of the output: 16 needs .png or .tif (default: 8)")
     p.add_argument("--report", metavar="FILE.json", help="write a JSON report of the run")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the losses per step (.png, .svg, .pdf;"
+                   " needs nstcore[plot])")
     p.add_argument("--save-every", type=_whole, metavar="N", help="also save the image every N steps")
     p.add_argument("--dry-run", action="store_true",
                    help="print each loss's value at the start image (weighted and not) and exit;"
@@ -223,9 +234,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from nstcore.run import asset
 
             _demo_schedule(args, argv)
-            return _run(args, str(asset("astronaut.png")), str(asset("starry_night.jpg")))
+            return _run(args, str(asset("astronaut.png")), [str(asset("starry_night.jpg"))])
         if args.command == "plugins":
             return _plugins(args)
+        if args.command == "plot":
+            from nstcore.plot import check_plot_path, plot_losses, read_losses
+
+            check_plot_path(args.output, inputs=(args.report,))
+            losses, scales = read_losses(args.report)
+            print(f"wrote {plot_losses(losses, scales, args.output, title=Path(args.report).name)}")
+            return 0
         if args.command == "new-plugin":
             from nstcore.scaffold import new_plugin
 
@@ -288,17 +306,25 @@ def settings_from_args(args: argparse.Namespace):
     return Settings(**values)
 
 
-def _run(args: argparse.Namespace, content: str, style: str) -> int:
-    from nstcore.imageio import check_output_path, save_image
+def _run(args: argparse.Namespace, content: str, styles: list[str]) -> int:
+    from nstcore.imageio import check_output_format, check_output_path, save_image
     from nstcore.progress import Progress
     from nstcore.report import build_report, write_report
     from nstcore.run import prepare_run
 
     settings = settings_from_args(args)
+    style: Any = styles[0] if len(styles) == 1 else styles
     if args.dry_run:
         return _dry_run(settings, content, style)
-    output = check_output_path(args.output, (content, style))
-    report_path = _check_report_path(args.report, (content, style, output))
+    output = check_output_path(args.output, (content, *styles))
+    check_output_format(output, args.bit_depth)
+    report_path = _check_report_path(args.report, (content, *styles, output))
+    plot_path = None
+    if args.plot is not None:
+        from nstcore.plot import check_plot_path
+
+        avoid = tuple(p for p in (content, *styles, output, report_path) if p is not None)
+        plot_path = check_plot_path(args.plot, "--plot", avoid)
     prepared = prepare_run(settings, content, style)
     progress = Progress(sum(prepared.steps), quiet=args.quiet)
 
@@ -319,12 +345,18 @@ def _run(args: argparse.Namespace, content: str, style: str) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         progress.close()
-    save_image(output, result.image)
+    save_image(output, result.image, alpha=result.alpha, icc_profile=result.icc_profile,
+               bit_depth=args.bit_depth)
     if report_path is not None:
         report = build_report(settings.as_dict(), result, extractor=prepared.engine.extractor,
-                              inputs={"content": str(content), "style": str(style)},
+                              inputs={"content": str(content), "style": ", ".join(map(str, styles)),
+                                      "styles": [str(s) for s in styles]},
                               output=str(output), plugins=prepared.plan.options())
         write_report(report_path, report)
+    if plot_path is not None and result.losses:
+        from nstcore.plot import plot_losses
+
+        plot_losses(result.losses, result.scales, plot_path, title=Path(output).name)
     if result.stopped == "interrupted":
         cause = " (terminated)" if terminated else ""
         _error(f"{result.message}{cause}; saved the current image to {output}")
@@ -339,7 +371,8 @@ def _run(args: argparse.Namespace, content: str, style: str) -> int:
         _info(result.message)
     median = result.median_step_seconds or 0.0
     print(f"wrote {output} ({result.steps} steps, median {median:.3f} s/step"
-          f"{', report ' + str(report_path) if report_path else ''})")
+          f"{', report ' + str(report_path) if report_path else ''}"
+          f"{', plot ' + str(plot_path) if plot_path else ''})")
     return 0
 
 
@@ -349,7 +382,8 @@ def _dry_run(settings: Any, content: str, style: str) -> int:
     from nstcore.run import prepare_run
 
     prepared = prepare_run(settings, content, style)
-    rows = prepared.engine.initial_terms(prepared.content, prepared.style, prepared.init)
+    rows = prepared.engine.initial_terms(prepared.content, prepared.style, prepared.init,
+                                         prepared.blend)
     table(("LOSS", "PLUGIN", "ROLE", "UNWEIGHTED", "WEIGHT", "WEIGHTED"),
           [(r["name"], r["plugin"], r["role"], f"{r['value']:.4g}", f"{r['weight']:.4g}",
             f"{r['weighted']:.4g}") for r in rows])

@@ -57,6 +57,9 @@ class Result:
     device: str = ""
     #: one entry per scale: size, height, width, first_step (and "stopped" if it ended early)
     scales: list[dict[str, Any]] = field(default_factory=list)
+    #: what the output file carries back from the content file (set by nstcore.run)
+    alpha: np.ndarray | None = None  # (h, w) in [0, 1]
+    icc_profile: bytes | None = None
 
     @property
     def steps(self) -> int:
@@ -72,6 +75,15 @@ class Result:
         """Median over the steps after the first (or the first if it is the only one)."""
         rest = self.step_seconds[1:] or self.step_seconds
         return statistics.median(rest) if rest else None
+
+
+def as_styles(style: Any) -> list[np.ndarray]:
+    """One style image (an (h, w, 3) array) or several (a list of them), as a list."""
+    if isinstance(style, (list, tuple)):
+        if not style:
+            raise InputError("no style image given")
+        return [np.asarray(image, dtype=np.float32) for image in style]
+    return [np.asarray(style, dtype=np.float32)]
 
 
 class Objective:
@@ -163,20 +175,27 @@ class Engine:
 
         return TiledFeatures(self.extractor, tensor, self.layers(), tile, self.tiling.geometry)
 
-    def prepare(self, content: np.ndarray, style: np.ndarray) -> None:
+    def prepare(self, content: np.ndarray, style: Any, blend: Sequence[float] | None = None) -> None:
+        """Compute the losses' targets from ``content`` and ``style`` (one array, or a list of
+        style images mixed with ``blend`` weights summing to 1; default equal)."""
+        from nstcore.blend import parse_blend, prepare_losses
+
         layers = self.layers()
+        styles = as_styles(style)
+        blend = parse_blend(blend, len(styles))
         with self.device_scope():
             if layers:
                 if self._selected != layers:  # once per engine: building the network is slow
                     self.extractor.select(layers)
                     self._selected = layers
-                content_features, style_features = self.features(content), self.features(style)
+                content_features = self.features(content)
+                style_features = [self.features(image) for image in styles]
             else:
-                content_features = style_features = {}
-            for loss in self.losses:
-                loss.prepare(content_features, style_features)
+                content_features, style_features = {}, [{} for _ in styles]
+            self.objective.losses = prepare_losses(self.losses, content_features, style_features,
+                                                   blend)
 
-    def start(self, content: np.ndarray, style: np.ndarray, init: np.ndarray | None = None) -> Any:
+    def start(self, content: np.ndarray, style: Any, init: np.ndarray | None = None) -> Any:
         """Prepare and return the solver's stepper (the benchmarks time its ``step()``).
 
         Run each ``step()`` inside ``engine.device_scope()`` so it lands on the engine's device.
@@ -185,14 +204,14 @@ class Engine:
         with self.device_scope():
             return self.solver.start(self.objective_for(start.shape[1:3]), tf.constant(start))
 
-    def initial_terms(self, content: np.ndarray, style: np.ndarray,
-                      init: np.ndarray | None = None) -> list[dict[str, Any]]:
+    def initial_terms(self, content: np.ndarray, style: Any, init: np.ndarray | None = None,
+                      blend: Sequence[float] | None = None) -> list[dict[str, Any]]:
         """Each loss at the start image: unweighted value, weight, weighted value (``--dry-run``).
 
         Terms of very different size mean one dominates the objective: compare the weighted
         column to choose weights.
         """
-        start = tf.constant(self._begin(content, style, init))
+        start = tf.constant(self._begin(content, style, init, blend))
         with self.device_scope():
             _, terms = self.objective_for(start.shape[1:3])(start)
         rows = []
@@ -207,23 +226,28 @@ class Engine:
         """``tf.device`` of the engine's device (a no-op when none was given)."""
         return tf.device(self.device) if self.device else contextlib.nullcontext()
 
-    def _begin(self, content: np.ndarray, style: np.ndarray, init: np.ndarray | None) -> np.ndarray:
+    def _begin(self, content: np.ndarray, style: Any, init: np.ndarray | None,
+               blend: Sequence[float] | None = None) -> np.ndarray:
         """Prepare the losses' targets; the starting image as [1, h, w, 3] float32."""
-        self.prepare(content, style)
+        self.prepare(content, style, blend)
         return np.asarray(content if init is None else init, dtype=np.float32)[None]
 
-    def run(self, content: np.ndarray, style: np.ndarray, steps: int | Sequence[int], *,
+    def run(self, content: np.ndarray, style: Any, steps: int | Sequence[int], *,
             init: np.ndarray | None = None,
             on_step: Callable[[StepInfo], Any] | None = None,
-            sizes: Sequence[int] | None = None, style_scale: float = 1.0) -> Result:
+            sizes: Sequence[int] | None = None, style_scale: float = 1.0,
+            blend: Sequence[float] | None = None, mask: np.ndarray | None = None) -> Result:
         """Run ``steps`` solver steps (a number, or one per scale) at each size of ``sizes``
         (coarse to fine; default: one scale, the content's own size), starting from ``init``
         (default: the content image).
 
-        ``content`` and ``style`` come at the final size; each scale resizes them (the style to
+        ``style`` is one image or a list mixed with ``blend`` weights (default: equal).
+        ``content`` and the styles come at the final size; each scale resizes them (the styles to
         ``style_scale`` times the scale's long side), recomputes the losses' targets, and starts
         from the previous scale's result upsampled (bicubic, clipped to [0, 1]), with the solver's
-        carried state (:meth:`nstcore.solver.Stepper.carry`). Ctrl-C stops the run and returns
+        carried state (:meth:`nstcore.solver.Stepper.carry`). ``mask`` ((h, w) in [0, 1], any size
+        with the content's aspect ratio) limits where the picture may change (:mod:`nstcore.mask`).
+        Ctrl-C stops the run and returns
         the last image with ``stopped="interrupted"``; a non-finite loss stops it with
         ``stopped="nonfinite"`` and keeps the last finite image.
         """
@@ -242,6 +266,8 @@ class Engine:
         scale = {"size": sizes[0]}
 
         def callback(image: Any, total: Any, terms: Mapping[str, Any], evaluations: int) -> bool:
+            if scale.get("masked") is not None:  # the solver's variable, not the picture
+                image = scale["masked"].compose(image)
             total_value = float(total)  # reads the result back, so the timer sees finished work
             now = time.perf_counter()
             seconds, clock["last"] = now - clock["last"], now
@@ -273,7 +299,9 @@ class Engine:
             for index, size in enumerate(sizes):
                 scale["size"] = size
                 shape = long_side_shape(*content.shape[:2], size)
-                style_shape = long_side_shape(*style.shape[:2], max(1, round(size * style_scale)))
+                style_size = max(1, round(size * style_scale))
+                scaled_styles = [resize_to(image, long_side_shape(*image.shape[:2], style_size))
+                                 for image in as_styles(style)]
                 tile = self.tile_for(shape)
                 if tile is not None:  # said first: the tiled targets take a while at this size
                     from nstcore.console import info
@@ -282,15 +310,23 @@ class Engine:
                     count = len(plan_tiles(shape[0], shape[1], tile, self.tiling.geometry))
                     info(f"{shape[1]}x{shape[0]}: evaluating in {count} tiles of {tile} px (exact,"
                          f" halo {self.tiling.geometry.halo} px; slower, in bounded memory)")
-                self.prepare(resize_to(content, shape), resize_to(style, style_shape))
+                self.prepare(resize_to(content, shape), scaled_styles, blend)
                 if index == 0:
                     begin = resize_to(start_image, shape)
                 else:
                     begin = np.clip(resize_to(result.image, shape, "bicubic"), 0.0, 1.0)
                 result.scales.append({"size": size, "height": shape[0], "width": shape[1],
                                       "first_step": result.steps + 1, "tile": tile})
+                objective = self.objective_for(shape)
+                scale["masked"] = None
+                if mask is not None:
+                    from nstcore.mask import MaskedObjective, mask_for
+
+                    objective = scale["masked"] = MaskedObjective(
+                        objective, mask_for(mask, shape, content.shape[:2]),
+                        resize_to(content, shape)[None])
                 with self.device_scope():
-                    stepper = self._start(self.objective_for(shape), tf.constant(begin[None]), state)
+                    stepper = self._start(objective, tf.constant(begin[None]), state)
                     try:
                         for _ in range(per_scale[index]):
                             total, terms, evaluations = stepper.step()

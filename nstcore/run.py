@@ -79,54 +79,72 @@ def build_components(settings: Settings, plan: Plan | None = None) -> tuple:
         if weight is None and role in ROLE_WEIGHT:
             weight = getattr(settings, ROLE_WEIGHT[role])
         layers = getattr(settings, ROLE_LAYERS[role]) if role in ROLE_LAYERS else None
-        losses.append(component.create(weight=weight, layers=layers, name=component.name, **options))
+        extra = dict(options)
+        layer_weights = getattr(settings, f"{role}_layer_weights", None)
+        if layer_weights is not None:
+            extra["layer_weights"] = layer_weights
+        losses.append(component.create(weight=weight, layers=layers, name=component.name, **extra))
     extractor_component, extractor_options = plan.extractor
     extractor = extractor_component.create(**extractor_options)
     origins = {c.name: c.plugin.label() for c, _ in plan.losses}
     return extractor, losses, solver, origins
 
 
+def style_list(style: Any) -> list[Any]:
+    """One style (a path or an array) or several (a list or tuple of them), as a list."""
+    if isinstance(style, (list, tuple)):
+        if not style:
+            raise InputError("no style image given")
+        return list(style)
+    return [style]
+
+
 def read_inputs(content: Any, style: Any) -> list[tuple[str, np.ndarray]]:
-    """Content and style as float arrays at their own size (paths or arrays accepted)."""
+    """Content and style(s) as float arrays at their own size (paths or arrays accepted), labelled
+    ``content``, ``style`` (then ``style 2``, ...)."""
+    styles = style_list(style)
+    labels = ["content", "style"] + [f"style {i}" for i in range(2, len(styles) + 1)]
+    return [(label, read_array(label, value)) for label, value in zip(labels, [content, *styles])]
+
+
+def read_array(label: str, value: Any) -> np.ndarray:
     from nstcore.imageio import load_image
 
-    arrays = []
-    for label, value in (("content", content), ("style", style)):
-        if isinstance(value, (str, os.PathLike)):
-            arrays.append((label, load_image(value)))
-            continue
-        array = np.asarray(value, dtype=np.float32)
-        if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 1:
-            raise InputError(f"{label} array must have shape (h, w, 3), got {array.shape}")
-        if not np.isfinite(array).all():
-            raise InputError(f"{label} array holds NaN or infinite values")
-        arrays.append((label, array))
-    return arrays
+    if isinstance(value, (str, os.PathLike)):
+        return load_image(value)
+    array = np.asarray(value, dtype=np.float32)
+    if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 1:
+        raise InputError(f"{label} array must have shape (h, w, 3), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise InputError(f"{label} array holds NaN or infinite values")
+    return array
 
 
 def resize_inputs(arrays: list[tuple[str, np.ndarray]], size: int, style_size: int | None = None,
-                  minimum: int = 1, needs: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """Content with long side ``size``, style with ``style_size`` (default: the same); a short
-    side below ``minimum`` (what the extractor needs, said by ``needs``) is refused first."""
+                  minimum: int = 1, needs: str = "") -> tuple[np.ndarray, Any]:
+    """Content with long side ``size``, styles with ``style_size`` (default: the same); a short
+    side below ``minimum`` (what the extractor needs, said by ``needs``) is refused first.
+    Returns the content and the style (a list when there are several)."""
     from nstcore.imageio import long_side_shape, resize_long_side
     from nstcore.tfload import load_tensorflow
 
-    sizes = {"content": size, "style": style_size or size}
-    for label, array in arrays:
-        short = min(long_side_shape(array.shape[0], array.shape[1], sizes[label]))
+    sizes = [size] + [style_size or size] * (len(arrays) - 1)
+    for (label, array), target in zip(arrays, sizes):
+        short = min(long_side_shape(array.shape[0], array.shape[1], target))
         if short < minimum:
-            raise InputError(f"{label} image is {array.shape[1]}x{array.shape[0]}; at {sizes[label]} px"
+            raise InputError(f"{label} image is {array.shape[1]}x{array.shape[0]}; at {target} px"
                              f" its short side is {short} px, below the {minimum} px {needs}"
                              " (use a larger --size)")
     load_tensorflow()
-    content, style = (np.clip(resize_long_side(array, sizes[label]), 0.0, 1.0) for label, array in arrays)
-    return content, style
+    resized = [np.clip(resize_long_side(array, target), 0.0, 1.0)
+               for (_, array), target in zip(arrays, sizes)]
+    return resized[0], (resized[1] if len(resized) == 2 else resized[1:])
 
 
-def load_inputs(content: Any, style: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Content and style as float arrays with long side ``size`` (paths or arrays accepted).
+def load_inputs(content: Any, style: Any, size: int) -> tuple[np.ndarray, Any]:
+    """Content and style(s) as float arrays with long side ``size`` (paths or arrays accepted).
 
-    Both files are read (and refused) before TensorFlow is loaded for the resizing.
+    The files are read (and refused) before TensorFlow is loaded for the resizing.
     """
     return resize_inputs(read_inputs(content, style), size)
 
@@ -155,11 +173,21 @@ class PreparedRun:
     settings: Settings
     plan: Plan
     engine: Any
-    content: np.ndarray
-    style: np.ndarray
+    content: np.ndarray  # what the network sees (grey with --preserve-color luminance)
+    styles: list[np.ndarray]
     init: np.ndarray
     sizes: list[int]
     steps: list[int]  # at each size
+    blend: list[float]
+    mask: np.ndarray | None = None
+    colour_source: np.ndarray | None = None  # the content in colour, for luminance recombination
+    alpha: np.ndarray | None = None  # the content's alpha at the output's size
+    icc_profile: bytes | None = None
+
+    @property
+    def style(self) -> Any:
+        """The style image, or the list of them (what the engine takes)."""
+        return self.styles[0] if len(self.styles) == 1 else self.styles
 
     def execute(self, on_step: Callable | None = None):
         manager = get_plugin_manager()
@@ -171,7 +199,13 @@ class PreparedRun:
 
         result = self.engine.run(self.content, self.style, self.steps, init=self.init,
                                  on_step=step_hook, sizes=self.sizes,
-                                 style_scale=self.settings.style_scale)
+                                 style_scale=self.settings.style_scale, blend=self.blend,
+                                 mask=self.mask)
+        if self.colour_source is not None:
+            from nstcore.color import recombine
+
+            result.image = recombine(result.image, self.colour_source)
+        result.alpha, result.icc_profile = self.alpha, self.icc_profile
         manager.call("on_run_end", result=result)
         return result
 
@@ -180,33 +214,97 @@ def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
     """Check options, read the images, build the plugins and the engine: everything but steps."""
     from nstcore.tfload import load_tensorflow
 
+    from nstcore.imageio import load_image_data
+
     plan = plan_run(settings)
-    arrays = read_inputs(content, style)
+    content_data = load_image_data(content) if isinstance(content, (str, os.PathLike)) else None
+    arrays = read_inputs(content if content_data is None else content_data.rgb, style)
+    extras = read_extras(settings, content_data, arrays[0][1].shape[:2])
     load_tensorflow()  # quietly, before any plugin module imports it
+    from nstcore.blend import parse_blend
     from nstcore.device import resolve_device
     from nstcore.engine import Engine
     from nstcore.imageio import long_side_shape
 
+    blend = parse_blend(settings.style_blend, len(arrays) - 1)
     extractor, losses, solver, origins = build_components(settings, plan)
     layers = [name for loss in losses for name in loss.layers if name in extractor.layers]
     style_size = max(1, round(settings.size * settings.style_scale))
-    shapes = [long_side_shape(*arrays[0][1].shape[:2], settings.size),
-              long_side_shape(*arrays[1][1].shape[:2], style_size)]
+    shapes = [long_side_shape(*arrays[0][1].shape[:2], settings.size)]
+    shapes += [long_side_shape(*array.shape[:2], style_size) for _, array in arrays[1:]]
     tiling = plan_tiling(settings, extractor, losses, origins, layers, shapes)
     minimum = extractor.min_side(layers) if layers else 1
     needs = f"extractor '{settings.extractor}' needs"
-    content_image, style_image = resize_inputs(arrays, settings.size, style_size, minimum, needs)
+    content_image, styles = resize_inputs(arrays, settings.size, style_size, minimum, needs)
+    styles = style_list(styles)
     sizes = usable_sizes(settings, [array for _, array in arrays], minimum, needs)
     device = resolve_device(settings.device)
     seed_everything(settings.seed)
+    colour_source = None
+    if settings.preserve_color == "histogram":
+        from nstcore.color import match_histogram
+
+        styles = [match_histogram(image, content_image) for image in styles]
+    elif settings.preserve_color == "luminance":
+        from nstcore.color import luminance_inputs
+
+        colour_source = content_image
+        content_image, styles = luminance_inputs(content_image, styles)
+    init = start_image(settings, content_image, styles[0], extras.get("init"))
+    alpha = extras.get("alpha")
+    if alpha is not None and alpha.shape != content_image.shape[:2]:
+        from nstcore.pyramid import resize_to
+
+        alpha = np.clip(resize_to(alpha[:, :, None], content_image.shape[:2])[:, :, 0], 0.0, 1.0)
+    engine = Engine(extractor, losses, solver, device=device, origins=origins, tiling=tiling)
+    return PreparedRun(settings, plan, engine, content_image, styles, init, sizes,
+                       steps_per_scale(settings, sizes), blend, extras.get("mask"), colour_source,
+                       alpha, extras.get("icc_profile"))
+
+
+def read_extras(settings: Settings, content: Any, content_shape: tuple[int, int]) -> dict[str, Any]:
+    """What the output carries back from the content file (``content``, an
+    :class:`~nstcore.imageio.ImageData` or None for an array): alpha and ICC profile; and the
+    other files, read (and refused) before any work: the ``--style-mask``, an ``--init`` image."""
+    from nstcore.imageio import load_image
+
+    extras: dict[str, Any] = {}
+    if content is not None:
+        extras["alpha"], extras["icc_profile"] = content.alpha, content.icc_profile
+    if settings.style_mask is not None:
+        from nstcore.mask import check_aspect, load_mask
+
+        extras["mask"] = load_mask(settings.style_mask)
+        check_aspect(extras["mask"].shape[:2], content_shape)
+    if settings.init not in INIT_KINDS:
+        try:
+            extras["init"] = load_image(settings.init)
+        except InputError as exc:
+            raise InputError(f"--init must be content, noise, style or an image file; {exc}") from None
+    return extras
+
+
+#: ``--init`` values that are not a file.
+INIT_KINDS = ("content", "noise", "style")
+
+
+def start_image(settings: Settings, content: np.ndarray, style: np.ndarray,
+                image: np.ndarray | None) -> np.ndarray:
+    """The first scale's starting image at the content's (output's) shape: the content, uniform
+    noise (``--seed``), the (first) style image or an image file, each stretched to that shape."""
+    from nstcore.pyramid import resize_to
+
     if settings.init == "noise":
         rng = np.random.default_rng(settings.seed)
-        init = rng.uniform(0.0, 1.0, content_image.shape).astype(np.float32)
-    else:
-        init = content_image
-    engine = Engine(extractor, losses, solver, device=device, origins=origins, tiling=tiling)
-    return PreparedRun(settings, plan, engine, content_image, style_image, init, sizes,
-                       steps_per_scale(settings, sizes))
+        return rng.uniform(0.0, 1.0, content.shape).astype(np.float32)
+    if settings.init == "content":
+        return content
+    source = style if settings.init == "style" else image
+    if settings.preserve_color == "luminance" and settings.init != "style":
+        from nstcore.color import grey, luminance
+
+        source = grey(luminance(source))
+    return np.clip(resize_to(source, content.shape[:2], "bicubic"), 0.0, 1.0)
 
 
 def plan_tiling(settings: Settings, extractor: Any, losses: Sequence[Any], origins: dict[str, str],
@@ -254,10 +352,11 @@ def usable_sizes(settings: Settings, images: Sequence[np.ndarray], minimum: int,
     from nstcore.imageio import long_side_shape
 
     def fits(size: int) -> bool:
-        content, style = images
+        content, *styles = images
         style_size = max(1, round(size * settings.style_scale))
         return (min(long_side_shape(*content.shape[:2], size)) >= minimum
-                and min(long_side_shape(*style.shape[:2], style_size)) >= minimum)
+                and all(min(long_side_shape(*style.shape[:2], style_size)) >= minimum
+                        for style in styles))
 
     sizes = list(settings.sizes)
     if str(settings.scales).strip().lower() == "auto":

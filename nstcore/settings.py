@@ -37,11 +37,22 @@ RUN_OPTIONS: tuple[Option, ...] = (
            " the built-in gram loss: 1e-2)", minimum=0),
     Option("tv_weight", float, None, "weight of regularisers (default: each loss's own;"
            " the built-in tv loss: 30)", minimum=0),
-    Option("content_layers", "names", None, "layers of content losses (default: each loss's"
-           " own; the built-in content loss: block5_conv2)"),
-    Option("style_layers", "names", None, "layers of style losses (default: each loss's own;"
-           " the built-in gram loss: block1_conv1,...,block5_conv1)"),
-    Option("init", str, "content", "starting image", choices=("content", "noise")),
+    Option("content_layers", "names", None, "layers of content losses, each NAME or NAME:WEIGHT"
+           " (relative weights; default: each loss's own, equally weighted; the built-in content"
+           " loss: block5_conv2)"),
+    Option("style_layers", "names", None, "layers of style losses, each NAME or NAME:WEIGHT, e.g."
+           " block1_conv1:1,block2_conv1:0.5 (relative weights; default: each loss's own, equally"
+           " weighted; the built-in gram loss: block1_conv1,...,block5_conv1)"),
+    Option("style_blend", str, None, "with several style images: one weight each, e.g. 0.7,0.3"
+           " (normalised to sum 1; default: equal)"),
+    Option("init", str, "content", "starting image: content, noise, style (the first style"
+           " image) or an image FILE, stretched to the output's shape"),
+    Option("preserve_color", str, "none", "keep the content's colours: luminance (optimise"
+           " luminance, then the content's chroma) or histogram (style recoloured to the"
+           " content's colour mean and covariance first)", choices=("none", "luminance", "histogram")),
+    Option("style_mask", "path", None, "image whose grey levels say where the picture may change:"
+           " white takes the style, black keeps the content exactly, grey moves part of the way"
+           " (same aspect ratio as the content)"),
     Option("seed", int, None, "random seed (noise init, determinism)", minimum=0),
     Option("device", str, "auto", "where to compute", choices=("auto", "cpu", "gpu")),
     Option("tile", str, "auto", "evaluate the image in tiles of this many px (exact; memory"
@@ -116,6 +127,8 @@ class Settings:
         from nstcore.tiling import parse_tile
 
         self.sizes = pyramid_sizes(self.size, self.scales)
+        self.content_layers, self.content_layer_weights = parse_layers(self.content_layers, "content")
+        self.style_layers, self.style_layer_weights = parse_layers(self.style_layers, "style")
         self.scale_steps = parse_scale_steps(self.scale_steps)
         self.tile = parse_tile(self.tile)
         for name, value in self.loss_weights.items():
@@ -140,6 +153,30 @@ class Settings:
 
     def __repr__(self) -> str:
         return f"Settings({self.as_dict()})"
+
+
+def parse_layers(names: Any, role: str) -> tuple[tuple[str, ...] | None, dict[str, float] | None]:
+    """``--style-layers a,b:0.5``: the layer names, and their relative weights when any is given
+    (a name without one weighs 1); (None, None) when the option is not set."""
+    if names is None:
+        return None, None
+    layers, weights = [], {}
+    for item in names:
+        name, sep, weight = str(item).partition(":")
+        name = name.strip()
+        try:
+            value = float(weight) if sep else 1.0
+        except ValueError:
+            value = float("nan")
+        if not name or not (0 <= value < float("inf")):
+            raise InputError(f"--{role}-layers: '{item}' must be NAME or NAME:WEIGHT with a"
+                             " finite weight >= 0")
+        layers.append(name)
+        weights[name] = value
+    if sum(weights.values()) <= 0:
+        raise InputError(f"--{role}-layers: the layer weights must not all be 0")
+    explicit = any(":" in str(item) for item in names)
+    return tuple(layers), (weights if explicit else None)
 
 
 def parse_scale_steps(value: Any) -> list[int] | None:

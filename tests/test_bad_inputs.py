@@ -137,7 +137,7 @@ CASES = {
     "report not json": (_extra("--report", "report.txt"), "--report report.txt: unsupported report format '.txt' (use one of .json)"),
     "seed negative": (_extra("--seed", "-1"), "--seed: must be a whole number >= 0, got '-1'"),
     "save-every zero": (_extra("--save-every", "0"), "--save-every: must be at least 1"),
-    "init unknown": (_extra("--init", "zeros"), "--init: must be one of content, noise, got 'zeros'"),
+    "init unknown": (_extra("--init", "zeros"), "--init must be content, noise, style or an image file; zeros: no such file"),
     "pixel limit not a number": (_env("NSTCORE_MAX_PIXELS", "lots"), "NSTCORE_MAX_PIXELS must be a whole number"),
     "memory estimate above the limit": (_extra("--memory-limit", "0.1"), "needs about"),
     "size far beyond the machine's memory": (_replace("--size", "30000"), "but available memory is"),
