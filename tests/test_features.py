@@ -392,3 +392,31 @@ def test_plot_without_matplotlib_says_how_to_install(monkeypatch, tmp_path, caps
     assert cli.main(["run", str(content), str(style), "--plot", str(tmp_path / "p.png"), "-o", str(out)]) != 0
     assert 'pip install "nstcore[plot]"' in capsys.readouterr().err
     assert not out.exists()
+
+
+# -- together with tiling --------------------------------------------------------------------------
+
+def test_two_styles_and_a_mask_tile_exactly(weights_path, image_files, tmp_path, monkeypatch):
+    """Blended targets (gram), blended copies (meanstd) and the mask give the untiled losses."""
+    import json
+
+    pytest.importorskip("nstcore_meanstd")
+    monkeypatch.setenv("NSTCORE_PLUGINS", "nstcore_meanstd")
+    content, style = image_files
+    second = tmp_path / "second.png"
+    Image.open(CONTENT).convert("RGB").resize((48, 64)).rotate(90, expand=True).save(second)
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))).save(mask)
+    losses = {}
+    for tile in ("off", "32"):
+        report = tmp_path / f"{tile}.json"
+        assert cli.main(["run", str(content), str(style), str(second), "--style-blend", "0.6,0.4",
+                         "--losses", "content,gram,meanstd,tv", "--style-mask", str(mask), "--tile", tile,
+                         "--size", "64", "--scales", "1", "--steps", "2", "--weights", weights_path,
+                         "--report", str(report), "-o", str(tmp_path / f"{tile}.png"), "-q"]) == 0
+        data = json.loads(report.read_text())
+        assert data["scales"][0]["tile"] == (None if tile == "off" else 32)
+        losses[tile] = data["losses"]
+    for whole, tiled in zip(losses["off"], losses["32"]):
+        for name in ("total", "gram", "meanstd", "content"):
+            assert tiled[name] == pytest.approx(whole[name], rel=1e-4, abs=1e-3), name
