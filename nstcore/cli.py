@@ -202,7 +202,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 #: Run options whose values have a shape of their own (the generic "NAME" would mislead).
-_SHAPED = {"scales": "auto|1|PX,...", "scale_steps": "N,...", "tile": "auto|off|PX"}
+_SHAPED = {"scales": "auto|1|PX,...", "scale_steps": "N,...", "tile": "auto|off|PX",
+           "style_blend": "W,W,...", "init": "content|noise|style|FILE",
+           "content_layers": "NAME[:W],...", "style_layers": "NAME[:W],..."}
 
 
 def _metavar(option: Any) -> str:
