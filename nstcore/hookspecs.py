@@ -48,6 +48,12 @@ def register_solvers(register: Register) -> None:
 
 
 @hookspec
+def register_executors(register: Register) -> None:
+    """Register :class:`nstcore.executor.Executor` factories by name: where ``nstcore batch``
+    runs its jobs (built-ins: ``local``, ``ray``)."""
+
+
+@hookspec
 def register_commands(subparsers: Any) -> None:
     """Add subcommands: ``subparsers`` is the ``nstcore`` parser's argparse subparsers object.
 

@@ -25,16 +25,19 @@ import pluggy
 
 from nstcore import hookspecs
 from nstcore.console import warn
-from nstcore.errors import InputError, PluginError
+from nstcore.errors import InputError, NstError, PluginError
 from nstcore.options import Option
 
 GROUP = "nstcore"
 OWN_DIST = "nstcore"
-KINDS = ("extractor", "loss", "solver")
+KINDS = ("extractor", "loss", "solver", "executor")
+#: The kinds one run is built from; their declared shorthand flags are ``run`` flags.
+RUN_KINDS = ("extractor", "loss", "solver")
 _HOOK_FOR_KIND = {
     "extractor": "register_extractors",
     "loss": "register_losses",
     "solver": "register_solvers",
+    "executor": "register_executors",
 }
 NO_AUTOLOAD_ENV = "NSTCORE_DISABLE_PLUGIN_AUTOLOAD"
 EXTRA_ENV = "NSTCORE_PLUGINS"
@@ -102,7 +105,7 @@ class Component:
                                   f" of {', '.join(ROLES)}")
         try:
             return factory(**kwargs)
-        except PluginError:
+        except NstError:  # the plugin's own one-line message (a missing optional dependency)
             raise
         except Exception as exc:
             raise PluginError(f"{self.label()} failed to build: {type(exc).__name__}: {exc}") from exc
@@ -143,15 +146,16 @@ class Registry:
     def clashes(self, component: Component) -> bool:
         return len(self.components[component.kind][component.name]) > 1
 
-    def all(self) -> Iterable[Component]:
-        for kind in KINDS:
+    def all(self, kinds: Iterable[str] = KINDS) -> Iterable[Component]:
+        for kind in kinds:
             for name in self.names(kind):
                 yield from self.components[kind][name]
 
-    def shorthand_keywords(self) -> dict[str, list[Component]]:
-        """Shorthand keyword (``weights``) -> the components declaring that flag."""
+    def shorthand_keywords(self, kinds: Iterable[str] = RUN_KINDS) -> dict[str, list[Component]]:
+        """Shorthand keyword (``weights``) -> the components of ``kinds`` declaring that flag
+        (by default the run's kinds: executors' flags belong to ``nstcore batch``)."""
         found: dict[str, list[Component]] = {}
-        for component in self.all():
+        for component in self.all(kinds):
             for option in component.options:
                 if option.keyword:
                     found.setdefault(option.keyword, []).append(component)
