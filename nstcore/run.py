@@ -210,8 +210,14 @@ class PreparedRun:
         return result
 
 
-def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
-    """Check options, read the images, build the plugins and the engine: everything but steps."""
+def prepare_run(settings: Settings, content: Any, style: Any,
+                engines: dict[str, Any] | None = None) -> PreparedRun:
+    """Check options, read the images, build the plugins and the engine: everything but steps.
+
+    ``engines`` (a dict the caller keeps between runs, as ``nstcore batch`` does) reuses the
+    engine built for the same components, options, weights and layers: the network and its
+    weights are loaded once, not per run.
+    """
     from nstcore.tfload import load_tensorflow
 
     from nstcore.imageio import load_image_data
@@ -227,7 +233,13 @@ def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
     from nstcore.imageio import long_side_shape
 
     blend = parse_blend(settings.style_blend, len(arrays) - 1)
-    extractor, losses, solver, origins = build_components(settings, plan)
+    key = engine_key(settings, plan)
+    cached = engines.get(key) if engines is not None else None
+    if cached is not None:
+        extractor, losses, solver = cached.extractor, cached.losses, cached.solver
+        origins = cached.objective.origins
+    else:
+        extractor, losses, solver, origins = build_components(settings, plan)
     layers = [name for loss in losses for name in loss.layers if name in extractor.layers]
     style_size = max(1, round(settings.size * settings.style_scale))
     shapes = [long_side_shape(*arrays[0][1].shape[:2], settings.size)]
@@ -256,10 +268,27 @@ def prepare_run(settings: Settings, content: Any, style: Any) -> PreparedRun:
         from nstcore.pyramid import resize_to
 
         alpha = np.clip(resize_to(alpha[:, :, None], content_image.shape[:2])[:, :, 0], 0.0, 1.0)
-    engine = Engine(extractor, losses, solver, device=device, origins=origins, tiling=tiling)
+    if cached is not None:
+        engine = cached
+        engine.device, engine.tiling = device, tiling
+    else:
+        engine = Engine(extractor, losses, solver, device=device, origins=origins, tiling=tiling)
+        if engines is not None:
+            engines[key] = engine
     return PreparedRun(settings, plan, engine, content_image, styles, init, sizes,
                        steps_per_scale(settings, sizes), blend, extras.get("mask"), colour_source,
                        alpha, extras.get("icc_profile"))
+
+
+def engine_key(settings: Settings, plan: Plan) -> str:
+    """What decides the built components: the plan's plugins and options, and the settings
+    :func:`build_components` hands to the losses."""
+    import json
+
+    fields = {name: getattr(settings, name) for name in (
+        "losses", "loss_weights", "content_weight", "style_weight", "tv_weight", "content_layers",
+        "style_layers", "content_layer_weights", "style_layer_weights")}
+    return json.dumps([plan.options(), fields], sort_keys=True, default=str)
 
 
 def read_extras(settings: Settings, content: Any, content_shape: tuple[int, int]) -> dict[str, Any]:
