@@ -108,6 +108,33 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(size=512, optimizer="lbfgs", style_weight=1.0, scales="256,512",
                       scale_steps="14,5", shorthand_edge_pad="16")
 
+    batch = sub.add_parser("batch", help="stylise a folder or a manifest of images, resumably",
+                           description="Run one job per content image and style (a folder crossed"
+                           " with every STYLE, or a manifest: CSV or JSONL with content, style(s),"
+                           " output and run options per row). Finished jobs are skipped on a"
+                           " rerun; the results file gets one line per job.")
+    batch.add_argument("input", help="folder of content images (or of numbered frames with"
+                       " --frames), or a manifest .csv/.jsonl")
+    batch.add_argument("styles", nargs="*", metavar="style",
+                       help="style image(s): each is crossed with every content (a manifest row"
+                       " without a style uses them)")
+    batch.add_argument("--out-dir", required=True, metavar="DIR", help="where outputs, their"
+                       " report JSON and the results file go (created if missing)")
+    batch.add_argument("--format", default="png", choices=("png", "jpg", "webp", "tif"),
+                       help="output format of the folder's jobs (default: %(default)s)")
+    batch.add_argument("--results", metavar="FILE.jsonl",
+                       help="results file (default: DIR/results.jsonl)")
+    batch.add_argument("--force", action="store_true", help="redo jobs already recorded as done")
+    batch.add_argument("--frames", action="store_true", help="INPUT is a video's frames: one job"
+                       " per frame, in order, each starting from the previous stylised frame")
+    batch.add_argument("--executor", default="local", metavar="NAME",
+                       help="where jobs run: local (default), ray, or any registered")
+    batch.add_argument("--executor-option", dest="executor_options", type=_key_value,
+                       action="append", default=[], metavar="KEY=V",
+                       help="option of the executor (repeatable)")
+    _add_executor_flags(batch)
+    _add_run_options(batch, one_run=False)
+
     plot = sub.add_parser("plot", help="draw a run report's losses per step (needs nstcore[plot])",
                           description="Each weighted loss term and the total per step, log scale,"
                           " from a report written by `nstcore run --report FILE.json`.")
@@ -164,8 +191,21 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
                         help="show TensorFlow's own start-up messages")
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    """The run flags, from nstcore.settings and from the shorthands plugins declare."""
+def _add_executor_flags(p: argparse.ArgumentParser) -> None:
+    """The flags executors declare (``--ray-address``), for ``nstcore batch``."""
+    from nstcore.plugins import get_plugin_manager
+
+    shorthands = get_plugin_manager().registry.shorthand_keywords(kinds=("executor",))
+    for keyword, owners in sorted(shorthands.items()):
+        declared = next(o for o in owners[0].options if o.keyword == keyword)
+        whose = ", ".join(f"{c.kind} '{c.name}'" for c in owners)
+        p.add_argument(declared.flag, dest=f"executor_shorthand_{keyword}", metavar=_metavar(declared),
+                       help=f"{declared.help} (option {declared.name} of {whose})")
+
+
+def _add_run_options(p: argparse.ArgumentParser, one_run: bool = True) -> None:
+    """The run flags, from nstcore.settings and from the shorthands plugins declare; with
+    ``one_run`` False (``nstcore batch``) without the flags that name one run's own files."""
     from nstcore.plugins import get_plugin_manager
     from nstcore.settings import MAP_OPTIONS, RUN_OPTIONS, flag_of
 
@@ -191,6 +231,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                            help=help_text)
     p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
                    help="bits per channel of the output: 16 needs .png or .tif (default: 8)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    if not one_run:
+        return
     p.add_argument("--report", metavar="FILE.json", help="write a JSON report of the run")
     p.add_argument("--plot", metavar="FILE.png", help="draw the losses per step (.png, .svg, .pdf;"
                    " needs nstcore[plot])")
@@ -198,7 +241,6 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print each loss's value at the start image (weighted and not) and exit;"
                    " helps choose weights")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
 #: Run options whose values have a shape of their own (the generic "NAME" would mislead).
@@ -239,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, str(asset("astronaut.png")), [str(asset("starry_night.jpg"))])
         if args.command == "plugins":
             return _plugins(args)
+        if args.command == "batch":
+            return _batch(args)
         if args.command == "plot":
             from nstcore.plot import check_plot_path, plot_losses, read_losses
 
@@ -290,7 +334,14 @@ def _demo_schedule(args: argparse.Namespace, argv: list[str] | None) -> None:
 
 def settings_from_args(args: argparse.Namespace):
     """Settings from parsed flags: the run options, the option maps and plugin shorthands."""
-    from nstcore.settings import MAP_OPTIONS, RUN_OPTIONS, Settings
+    from nstcore.settings import Settings
+
+    return Settings(**run_values(args))
+
+
+def run_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``Settings`` keywords the parsed flags give."""
+    from nstcore.settings import MAP_OPTIONS, RUN_OPTIONS
 
     values: dict[str, Any] = {o.name: getattr(args, o.name) for o in RUN_OPTIONS}
     for option in MAP_OPTIONS:
@@ -305,7 +356,7 @@ def settings_from_args(args: argparse.Namespace):
     for name, value in vars(args).items():
         if name.startswith("shorthand_") and value not in (None, False):
             values[name[len("shorthand_"):]] = value
-    return Settings(**values)
+    return values
 
 
 def _run(args: argparse.Namespace, content: str, styles: list[str]) -> int:
@@ -402,6 +453,60 @@ def _check_report_path(report: str | None, avoid: tuple) -> Path | None:
 
 def _snapshot_path(output: Path, step: int) -> Path:
     return output.with_name(f"{output.stem}_step{step:05d}{output.suffix}")
+
+
+# -- batch ---------------------------------------------------------------------------------------
+EXIT_BATCH_FAILED = 1  # some jobs failed; the others are done and recorded
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from nstcore.batch import plan_batch, run_batch
+    from nstcore.settings import Settings
+
+    from nstcore.imageio import check_output_format
+
+    common = run_values(args)
+    Settings(**common)  # every shared option checked before any job
+    check_output_format(f"output.{args.format}", args.bit_depth)
+    executor = build_executor(args)
+    plan = plan_batch(args.input, args.styles, args.out_dir, common=common, suffix=f".{args.format}",
+                      frames=args.frames, results=args.results, bit_depth=args.bit_depth)
+    summary = run_batch(plan, executor, common, force=args.force, quiet=args.quiet)
+    where = ", ".join(f"{k} {v}" for k, v in summary.executor.items() if k != "executor")
+    line = (f"{summary.done} done, {summary.failed} failed, {summary.skipped} skipped (already done)"
+            f" in {summary.seconds:.1f} s on {args.executor}{' (' + where + ')' if where else ''};"
+            f" results in {plan.results}")
+    if summary.interrupted:
+        _error(f"interrupted: {line}; run the same command again to finish")
+        return EXIT_INTERRUPTED
+    print(line)
+    return EXIT_BATCH_FAILED if summary.failed else 0
+
+
+def build_executor(args: argparse.Namespace) -> Any:
+    """The named executor with its options checked (``--executor-option`` and its own flags)."""
+    from nstcore.plugins import get_plugin_manager
+
+    component = get_plugin_manager().registry.get("executor", args.executor)
+    values = dict(args.executor_options)
+    for name, value in vars(args).items():
+        if not name.startswith("executor_shorthand_") or value is None:
+            continue
+        keyword = name[len("executor_shorthand_"):]
+        option = next((o for o in component.options if o.keyword == keyword), None)
+        if option is None:
+            flag = keyword_flag(keyword)
+            raise InputError(f"{flag} is not an option of executor '{args.executor}'"
+                             f" ({', '.join(o.flag or o.name for o in component.options) or 'it has none'})")
+        values.setdefault(option.name, value)
+    return component.create(**component.resolve_options(values))
+
+
+def keyword_flag(keyword: str) -> str:
+    from nstcore.plugins import get_plugin_manager
+
+    owners = get_plugin_manager().registry.shorthand_keywords(kinds=("executor",))[keyword]
+    return next(o.flag for o in owners[0].options if o.keyword == keyword)
 
 
 # -- plugins -------------------------------------------------------------------------------------
