@@ -47,6 +47,23 @@ class Loss(ABC):
         total = sum(self.layer_weights.values())
         return tf.add_n([term * (self.layer_weights[n] / total) for n, term in zip(self.layers, terms)])
 
+    def hold(self, values: Mapping[str, Any], held: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``values`` (name -> tensor) kept in ``tf.Variable`` s: ``held`` (what the last call
+        returned) is assigned in place where names and shapes match, so a solver can reuse a
+        step it traced for an earlier run (``nstcore batch``: no tracing from job 2 on)."""
+        import tensorflow as tf
+
+        kept = {}
+        for name, value in values.items():
+            old = held.get(name) if held else None
+            value = tf.convert_to_tensor(value)
+            if isinstance(old, tf.Variable) and old.shape == value.shape and old.dtype == value.dtype:
+                old.assign(value)
+                kept[name] = old
+            else:
+                kept[name] = tf.Variable(value, trainable=False)
+        return kept
+
     def prepare(self, content: Features, style: Features) -> None:
         """Compute targets from the content and style images' features (called once per scale)."""
 

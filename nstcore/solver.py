@@ -20,6 +20,40 @@ StepCallback = Callable[[int, Any, Any, Mapping[str, Any], int], bool]
 StepOutput = "tuple[Any, Mapping[str, Any], int]"
 
 
+def trace_key(objective: Any, image: Any) -> tuple:
+    """What a traced step captures, by identity: the objective, the image's shape, each loss and
+    every tensor its losses hold (their targets). A solver may reuse a traced step for a later run
+    (``nstcore batch``) when this key is unchanged: losses that keep their targets in
+    ``tf.Variable`` s assigned in place (``Loss.hold``) keep it; a loss that makes new tensors
+    changes it, and so does any plain value (number, string) a loss holds, so a stale trace is
+    never reused. (Captured objects stay alive with the trace, so their ids cannot be taken by
+    new objects.)"""
+    found: list[Any] = []
+
+    def walk(value: Any, depth: int) -> None:
+        if depth > 4:
+            return
+        if isinstance(value, (bool, int, float, str)) or value is None:
+            found.append(value)  # a plain value a trace would bake in (a scale set in prepare)
+        elif hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, type):
+            found.append(id(value))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item, depth + 1)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item, depth + 1)
+        elif hasattr(value, "__dict__") and hasattr(value, "prepare"):  # a loss (or a blend's copy)
+            found.append(id(value))
+            for item in vars(value).values():
+                walk(item, depth + 1)
+
+    for loss in getattr(objective, "losses", ()):
+        walk(loss, 0)
+    shape = tuple(getattr(image, "shape", ()))
+    return (id(objective), shape, tuple(found))
+
+
 class SolverStopped(Exception):
     """Raised by :meth:`Stepper.step` when the solver cannot take another step.
 

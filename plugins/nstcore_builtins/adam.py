@@ -6,7 +6,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from nstcore.solver import Objective, Solver, Stepper
+from nstcore.solver import Objective, Solver, Stepper, trace_key
 
 
 class Adam(Solver):
@@ -16,10 +16,22 @@ class Adam(Solver):
                  epsilon: float = 0.1, jit_compile: bool = False) -> None:
         self.options = dict(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
         self.jit_compile = jit_compile
+        #: traced steppers by nstcore.solver.trace_key: a later run with the same objective,
+        #: targets held in place and image shape restarts one instead of tracing again
+        self._traced: dict[tuple, _AdamStepper] = {}
 
     def start(self, objective: Objective, image: Any, state: dict[str, Any] | None = None) -> Stepper:
-        return _AdamStepper(objective, image, keras.optimizers.Adam(**self.options), self.jit_compile,
-                            state)
+        key = trace_key(objective, image)
+        stepper = self._traced.get(key)
+        if stepper is not None:
+            stepper.restart(image, state)
+            return stepper
+        stepper = _AdamStepper(objective, image, keras.optimizers.Adam(**self.options), self.jit_compile,
+                               state)
+        if len(self._traced) >= 8:  # a bounded cache: each entry holds a graph and its image
+            self._traced.pop(next(iter(self._traced)))
+        self._traced[key] = stepper
+        return stepper
 
 
 class _AdamStepper(Stepper):
@@ -30,10 +42,7 @@ class _AdamStepper(Stepper):
         self.optimizer = optimizer
         variable = self.variable
         optimizer.build([variable])
-        if state is not None:  # moments carried from the previous scale, already resized
-            optimizer._momentums[0].assign(state["m"])
-            optimizer._velocities[0].assign(state["v"])
-            optimizer.iterations.assign(state["iterations"])
+        self._set_state(state)
 
         @tf.function(jit_compile=jit_compile)
         def train_step():
@@ -45,6 +54,24 @@ class _AdamStepper(Stepper):
             return total, terms
 
         self.train_step = train_step
+
+    def _set_state(self, state: dict[str, Any] | None) -> None:
+        """Adam's moments and step count: carried from the previous scale, or a fresh start."""
+        optimizer = self.optimizer
+        if state is not None:  # moments carried from the previous scale, already resized
+            optimizer._momentums[0].assign(state["m"])
+            optimizer._velocities[0].assign(state["v"])
+            optimizer.iterations.assign(state["iterations"])
+        else:
+            optimizer._momentums[0].assign(tf.zeros_like(optimizer._momentums[0]))
+            optimizer._velocities[0].assign(tf.zeros_like(optimizer._velocities[0]))
+            optimizer.iterations.assign(0)
+
+    def restart(self, image: Any, state: dict[str, Any] | None = None) -> None:
+        """Start again from ``image`` with the traced step kept (same shape and objective)."""
+        self.variable.assign(image)
+        self.evaluations = 0
+        self._set_state(state)
 
     def step(self):
         total, terms = self.train_step()

@@ -21,7 +21,8 @@ class ContentLoss(Loss):
     default_layers = ("block5_conv2",)
 
     def prepare(self, content: Features, style: Features) -> None:
-        self.targets = {name: tf.constant(content[name]) for name in self.layers}
+        self.targets = self.hold({name: content[name] for name in self.layers},
+                                 getattr(self, "targets", None))
 
     def __call__(self, features: Features, image: Any) -> tf.Tensor:
         return self.mean_over_layers([tf.reduce_mean(tf.square(features[n] - self.targets[n]))

@@ -47,11 +47,9 @@ class GramStyleLoss(Loss):
         for style in styles:
             sums = sum_statistics(self.statistics, style)
             grams.append({name: (products / count)[None] for name, (products, count) in sums.items()})
-        if len(grams) == 1:
-            self.targets = grams[0]
-            return
-        self.targets = {name: tf.add_n([w * gram[name] for w, gram in zip(blend, grams)])
-                        for name in self.layers}
+        blended = grams[0] if len(grams) == 1 else {
+            name: tf.add_n([w * gram[name] for w, gram in zip(blend, grams)]) for name in self.layers}
+        self.targets = self.hold(blended, getattr(self, "targets", None))
 
     def __call__(self, features: Features, image: Any) -> tf.Tensor:
         return self.mean_over_layers([tf.reduce_mean(tf.square(gram_matrix(features[n]) - self.targets[n]))
