@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from nstcore_benchmarks.peer import cpu_name
+from nstcore_benchmarks.peer import cpu_name, timed
 
 
 def nstcore() -> str:
@@ -46,15 +44,6 @@ def make_inputs(folder: Path, count: int) -> tuple[list[Path], Path]:
     style = folder.parent / "style.jpg"
     shutil.copy(asset("starry_night.jpg"), style)
     return contents, style
-
-
-def timed(command: list[str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(command)}\n{proc.stderr[-2000:]}")
-    return seconds
 
 
 def step_seconds(report: Path) -> float:
