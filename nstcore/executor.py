@@ -13,7 +13,7 @@ import socket
 import time
 import traceback
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -34,9 +34,6 @@ class Job:
     #: in a chain of frames: start from the previous job's output when it exists
     from_previous: bool = False
     bit_depth: int = 8  # of the output image
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Executor(ABC):
