@@ -89,6 +89,11 @@ def as_styles(style: Any) -> list[np.ndarray]:
 class Objective:
     """The weighted sum of the losses, evaluated on the extractor's features of an image."""
 
+    #: One object serves every run of its engine (a batch's jobs), so a solver may keep a step it
+    #: traced for it (:func:`nstcore.solver.trace_key`); the per-scale tiled and masked wrappers
+    #: are new each time and do not say this.
+    reusable = True
+
     def __init__(self, extractor: FeatureExtractor, losses: Sequence[Loss],
                  origins: Mapping[str, str] | None = None) -> None:
         self.extractor = extractor

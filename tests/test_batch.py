@@ -215,3 +215,32 @@ def test_a_batch_traces_the_adam_step_once_and_gives_the_separate_runs_images(we
         alone = nstcore.stylize(content, painting, **options)
         np.testing.assert_allclose(result.image, alone.image, atol=1e-6)
         assert [r["total"] for r in result.losses] == pytest.approx([r["total"] for r in alone.losses], rel=1e-6)
+
+
+def test_adam_keeps_traced_steps_only_for_reusable_objectives_and_within_its_pixel_budget():
+    import tensorflow as tf
+
+    from nstcore.testing import QuadraticObjective
+    from nstcore_builtins import adam
+
+    solver = adam.Adam()
+    solver.start(QuadraticObjective(np.full((1, 8, 8, 3), 0.5, np.float32)), tf.zeros((1, 8, 8, 3)))
+    assert solver._traced == {}  # a per-scale wrapper (tiled, masked) is new each time: not kept
+
+    class Reusable(QuadraticObjective):
+        reusable = True
+
+    objective = Reusable(np.full((1, 8, 8, 3), 0.5, np.float32))
+    first = solver.start(objective, tf.zeros((1, 8, 8, 3)))
+    first.step()
+    again = solver.start(objective, tf.ones((1, 8, 8, 3)))
+    assert again is first and again.evaluations == 0
+    np.testing.assert_array_equal(again.image().numpy(), np.ones((1, 8, 8, 3)))
+    assert int(again.optimizer.iterations.numpy()) == 0  # a fresh Adam, not the last run's moments
+    old = adam.CACHED_PIXELS
+    adam.CACHED_PIXELS = 100
+    try:
+        solver.start(objective, tf.zeros((1, 10, 10, 3)))
+        assert len(solver._traced) == 1  # the 8x8 entry made room for the 10x10 one
+    finally:
+        adam.CACHED_PIXELS = old

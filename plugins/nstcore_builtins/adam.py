@@ -9,6 +9,16 @@ import tensorflow as tf
 from nstcore.solver import Objective, Solver, Stepper, trace_key
 
 
+#: Image pixels whose traced steppers Adam keeps for later runs: 2048 x 2048 (about 200 MB of
+#: image, moments and gradient), so a coarse-to-fine batch keeps every scale of a 1448-px job.
+CACHED_PIXELS = 2048 * 2048
+
+
+def _pixels(key: tuple) -> int:
+    shape = key[1]
+    return int(shape[1] * shape[2]) if len(shape) >= 3 else 0
+
+
 class Adam(Solver):
     """Defaults are the tutorial's: learning rate 0.02, beta_1 0.99, epsilon 0.1."""
 
@@ -28,9 +38,11 @@ class Adam(Solver):
             return stepper
         stepper = _AdamStepper(objective, image, keras.optimizers.Adam(**self.options), self.jit_compile,
                                state)
-        if len(self._traced) >= 8:  # a bounded cache: each entry holds a graph and its image
-            self._traced.pop(next(iter(self._traced)))
-        self._traced[key] = stepper
+        if getattr(objective, "reusable", False):
+            self._traced[key] = stepper
+            # bounded: each entry keeps its graph, image and moments alive (12 floats a pixel)
+            while sum(_pixels(k) for k in self._traced) > CACHED_PIXELS and len(self._traced) > 1:
+                self._traced.pop(next(iter(self._traced)))
         return stepper
 
 
