@@ -87,8 +87,7 @@ def load_image_data(path: str | os.PathLike, *, limit: int | None = None) -> Ima
                     img.seek(0)
                 img.load()
                 img = ImageOps.exif_transpose(img)
-                array = to_rgb_float(img)
-                alpha = alpha_of(img)
+                array, alpha = to_rgb_float(img)
                 icc = img.info.get("icc_profile") or None
         truncated = [w for w in caught if "runcated" in str(w.message)]
         if truncated:  # Pillow reads some truncated formats (TIFF) with only a warning
@@ -111,35 +110,23 @@ def load_image_data(path: str | os.PathLike, *, limit: int | None = None) -> Ima
     return ImageData(array, alpha, icc)
 
 
-def has_alpha(img: Image.Image) -> bool:
-    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        img.mode == "P" and "transparency" in img.info)
-
-
-def alpha_of(img: Image.Image) -> np.ndarray | None:
-    """The alpha channel as (h, w) float32 in [0, 1], or None when the image has none or it is
-    fully opaque."""
-    if not has_alpha(img):
-        return None
-    alpha = np.asarray(img.convert("RGBA"), dtype=np.float32)[:, :, 3] / 255.0
-    return None if alpha.min() >= 1.0 else alpha
-
-
-def to_rgb_float(img: Image.Image) -> np.ndarray:
-    """Any Pillow mode to (h, w, 3) float32 RGB in [0, 1], alpha composited over white."""
+def to_rgb_float(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Any Pillow mode to (h, w, 3) float32 RGB in [0, 1], alpha composited over white, and the
+    alpha channel as (h, w) float32 in [0, 1] (None when there is none or it is fully opaque)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         gray = np.asarray(img, dtype=np.float64)
         peak = 65535.0 if img.mode.startswith("I;16") or gray.max(initial=0) > 255 else 255.0
         gray = np.clip(gray / peak, 0.0, 1.0).astype(np.float32)
-        return np.repeat(gray[:, :, None], 3, axis=2)
+        return np.repeat(gray[:, :, None], 3, axis=2), None
     if img.mode == "F":
         gray = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if has_alpha(img):
+        return np.repeat(gray[:, :, None], 3, axis=2), None
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
         alpha = rgba[:, :, 3:4]
-        return (rgba[:, :, :3] * alpha + (1.0 - alpha)).astype(np.float32)
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        rgb = (rgba[:, :, :3] * alpha + (1.0 - alpha)).astype(np.float32)
+        return rgb, (None if alpha.min() >= 1.0 else np.ascontiguousarray(alpha[:, :, 0]))
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0, None
 
 
 def long_side_shape(height: int, width: int, size: int) -> tuple[int, int]:
