@@ -20,11 +20,11 @@ from nstcore.errors import InputError
 def load_mask(path: Any) -> np.ndarray:
     """A mask file as (h, w) float32 in [0, 1]: its grey levels (colour images are converted to
     luminance; alpha is ignored)."""
+    from nstcore.color import luminance
     from nstcore.imageio import load_image
 
     array = load_image(path)  # checks existence, format, size, decompression bombs
-    grey = array @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 luma
-    return np.clip(grey, 0.0, 1.0).astype(np.float32)
+    return np.clip(luminance(array), 0.0, 1.0).astype(np.float32)
 
 
 def check_aspect(mask_shape: tuple[int, int], content_shape: tuple[int, int]) -> None:
