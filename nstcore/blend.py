@@ -15,6 +15,15 @@ from nstcore.extractor import Features
 from nstcore.loss import Loss
 
 
+def style_list(style: Any) -> list[Any]:
+    """One style (a path or an array) or several (a list or tuple of them), as a list."""
+    if isinstance(style, (list, tuple)):
+        if not style:
+            raise InputError("no style image given")
+        return list(style)
+    return [style]
+
+
 def parse_blend(value: Any, count: int) -> list[float]:
     """``--style-blend``: one weight >= 0 per style image, normalised to sum 1; None: equal."""
     if value is None or str(value).strip() == "":

@@ -78,12 +78,10 @@ class Result:
 
 
 def as_styles(style: Any) -> list[np.ndarray]:
-    """One style image (an (h, w, 3) array) or several (a list of them), as a list."""
-    if isinstance(style, (list, tuple)):
-        if not style:
-            raise InputError("no style image given")
-        return [np.asarray(image, dtype=np.float32) for image in style]
-    return [np.asarray(style, dtype=np.float32)]
+    """One style image (an (h, w, 3) array) or several (a list of them), as float32 arrays."""
+    from nstcore.blend import style_list
+
+    return [np.asarray(image, dtype=np.float32) for image in style_list(style)]
 
 
 class Objective:
@@ -315,7 +313,8 @@ class Engine:
                     count = len(plan_tiles(shape[0], shape[1], tile, self.tiling.geometry))
                     info(f"{shape[1]}x{shape[0]}: evaluating in {count} tiles of {tile} px (exact,"
                          f" halo {self.tiling.geometry.halo} px; slower, in bounded memory)")
-                self.prepare(resize_to(content, shape), scaled_styles, blend)
+                scaled_content = resize_to(content, shape)
+                self.prepare(scaled_content, scaled_styles, blend)
                 if index == 0:
                     begin = resize_to(start_image, shape)
                 else:
@@ -328,8 +327,7 @@ class Engine:
                     from nstcore.mask import MaskedObjective, mask_for
 
                     objective = scale["masked"] = MaskedObjective(
-                        objective, mask_for(mask, shape, content.shape[:2]),
-                        resize_to(content, shape)[None])
+                        objective, mask_for(mask, shape, content.shape[:2]), scaled_content[None])
                 with self.device_scope():
                     stepper = self._start(objective, tf.constant(begin[None]), state)
                     try:

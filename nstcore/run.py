@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from nstcore.blend import style_list
 from nstcore.errors import InputError, ResourceError
 from nstcore.plugins import Component, get_plugin_manager
 from nstcore.settings import ROLE_LAYERS, ROLE_WEIGHT, Settings, steps_per_scale
@@ -90,15 +91,6 @@ def build_components(settings: Settings, plan: Plan | None = None) -> tuple:
     return extractor, losses, solver, origins
 
 
-def style_list(style: Any) -> list[Any]:
-    """One style (a path or an array) or several (a list or tuple of them), as a list."""
-    if isinstance(style, (list, tuple)):
-        if not style:
-            raise InputError("no style image given")
-        return list(style)
-    return [style]
-
-
 def read_inputs(content: Any, style: Any) -> list[tuple[str, np.ndarray]]:
     """Content and style(s) as float arrays at their own size (paths or arrays accepted), labelled
     ``content``, ``style`` (then ``style 2``, ...)."""
@@ -121,10 +113,10 @@ def read_array(label: str, value: Any) -> np.ndarray:
 
 
 def resize_inputs(arrays: list[tuple[str, np.ndarray]], size: int, style_size: int | None = None,
-                  minimum: int = 1, needs: str = "") -> tuple[np.ndarray, Any]:
+                  minimum: int = 1, needs: str = "") -> tuple[np.ndarray, list[np.ndarray]]:
     """Content with long side ``size``, styles with ``style_size`` (default: the same); a short
     side below ``minimum`` (what the extractor needs, said by ``needs``) is refused first.
-    Returns the content and the style (a list when there are several)."""
+    Returns the content and the list of styles."""
     from nstcore.imageio import long_side_shape, resize_long_side
     from nstcore.tfload import load_tensorflow
 
@@ -138,15 +130,17 @@ def resize_inputs(arrays: list[tuple[str, np.ndarray]], size: int, style_size: i
     load_tensorflow()
     resized = [np.clip(resize_long_side(array, target), 0.0, 1.0)
                for (_, array), target in zip(arrays, sizes)]
-    return resized[0], (resized[1] if len(resized) == 2 else resized[1:])
+    return resized[0], resized[1:]
 
 
 def load_inputs(content: Any, style: Any, size: int) -> tuple[np.ndarray, Any]:
     """Content and style(s) as float arrays with long side ``size`` (paths or arrays accepted).
 
-    The files are read (and refused) before TensorFlow is loaded for the resizing.
+    The files are read (and refused) before TensorFlow is loaded for the resizing. The style
+    comes back as given: one array, or a list.
     """
-    return resize_inputs(read_inputs(content, style), size)
+    content_image, styles = resize_inputs(read_inputs(content, style), size)
+    return content_image, (styles if isinstance(style, (list, tuple)) else styles[0])
 
 
 def seed_everything(seed: int | None) -> None:
@@ -248,7 +242,6 @@ def prepare_run(settings: Settings, content: Any, style: Any,
     minimum = extractor.min_side(layers) if layers else 1
     needs = f"extractor '{settings.extractor}' needs"
     content_image, styles = resize_inputs(arrays, settings.size, style_size, minimum, needs)
-    styles = style_list(styles)
     sizes = usable_sizes(settings, [array for _, array in arrays], minimum, needs)
     device = resolve_device(settings.device)
     seed_everything(settings.seed)
