@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--executor-option", dest="executor_options", type=_key_value,
                        action="append", default=[], metavar="KEY=V",
                        help="option of the executor (repeatable)")
-    _add_executor_flags(batch)
+    _add_shorthand_flags(batch, ("executor",), "executor_shorthand_")
     _add_run_options(batch, one_run=False)
 
     plot = sub.add_parser("plot", help="draw a run report's losses per step (needs nstcore[plot])",
@@ -191,22 +191,27 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
                         help="show TensorFlow's own start-up messages")
 
 
-def _add_executor_flags(p: argparse.ArgumentParser) -> None:
-    """The flags executors declare (``--ray-address``), for ``nstcore batch``."""
+def _add_shorthand_flags(p: argparse.ArgumentParser, kinds: Sequence[str], prefix: str) -> None:
+    """The flags plugins of ``kinds`` declare (``--weights``, ``--ray-address``), each stored as
+    ``PREFIX<keyword>``."""
     from nstcore.plugins import get_plugin_manager
 
-    shorthands = get_plugin_manager().registry.shorthand_keywords(kinds=("executor",))
-    for keyword, owners in sorted(shorthands.items()):
+    for keyword, owners in sorted(get_plugin_manager().registry.shorthand_keywords(kinds).items()):
         declared = next(o for o in owners[0].options if o.keyword == keyword)
         whose = ", ".join(f"{c.kind} '{c.name}'" for c in owners)
-        p.add_argument(declared.flag, dest=f"executor_shorthand_{keyword}", metavar=_metavar(declared),
-                       help=f"{declared.help} (option {declared.name} of {whose})")
+        help_text = f"{declared.help} (option {declared.name} of {whose})"
+        if declared.type is bool:
+            p.add_argument(declared.flag, dest=f"{prefix}{keyword}", action="store_true",
+                           help=help_text)
+        else:
+            p.add_argument(declared.flag, dest=f"{prefix}{keyword}", metavar=_metavar(declared),
+                           help=help_text)
 
 
 def _add_run_options(p: argparse.ArgumentParser, one_run: bool = True) -> None:
     """The run flags, from nstcore.settings and from the shorthands plugins declare; with
     ``one_run`` False (``nstcore batch``) without the flags that name one run's own files."""
-    from nstcore.plugins import get_plugin_manager
+    from nstcore.plugins import RUN_KINDS
     from nstcore.settings import MAP_OPTIONS, RUN_OPTIONS, flag_of
 
     for option in RUN_OPTIONS:
@@ -219,16 +224,7 @@ def _add_run_options(p: argparse.ArgumentParser, one_run: bool = True) -> None:
     for option in MAP_OPTIONS:
         p.add_argument(option.flag, dest=option.name, type=_key_value, action="append",
                        default=[], metavar=option.metavar, help=option.help)
-    for keyword, owners in sorted(get_plugin_manager().registry.shorthand_keywords().items()):
-        declared = next(o for o in owners[0].options if o.keyword == keyword)
-        whose = ", ".join(f"{c.kind} '{c.name}'" for c in owners)
-        help_text = f"{declared.help} (option {declared.name} of {whose})"
-        if declared.type is bool:
-            p.add_argument(declared.flag, dest=f"shorthand_{keyword}", action="store_true",
-                           help=help_text)
-        else:
-            p.add_argument(declared.flag, dest=f"shorthand_{keyword}", metavar=_metavar(declared),
-                           help=help_text)
+    _add_shorthand_flags(p, RUN_KINDS, "shorthand_")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
                    help="bits per channel of the output: 16 needs .png or .tif (default: 8)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -461,9 +457,8 @@ EXIT_BATCH_FAILED = 1  # some jobs failed; the others are done and recorded
 
 def _batch(args: argparse.Namespace) -> int:
     from nstcore.batch import plan_batch, run_batch
-    from nstcore.settings import Settings
-
     from nstcore.imageio import check_output_format
+    from nstcore.settings import Settings
 
     common = run_values(args)
     Settings(**common)  # every shared option checked before any job
@@ -490,23 +485,16 @@ def build_executor(args: argparse.Namespace) -> Any:
     component = get_plugin_manager().registry.get("executor", args.executor)
     values = dict(args.executor_options)
     for name, value in vars(args).items():
-        if not name.startswith("executor_shorthand_") or value is None:
+        if not name.startswith("executor_shorthand_") or value in (None, False):
             continue
         keyword = name[len("executor_shorthand_"):]
         option = next((o for o in component.options if o.keyword == keyword), None)
         if option is None:
-            flag = keyword_flag(keyword)
+            flag = get_plugin_manager().registry.shorthand_flag(keyword, ("executor",))
             raise InputError(f"{flag} is not an option of executor '{args.executor}'"
                              f" ({', '.join(o.flag or o.name for o in component.options) or 'it has none'})")
         values.setdefault(option.name, value)
     return component.create(**component.resolve_options(values))
-
-
-def keyword_flag(keyword: str) -> str:
-    from nstcore.plugins import get_plugin_manager
-
-    owners = get_plugin_manager().registry.shorthand_keywords(kinds=("executor",))[keyword]
-    return next(o.flag for o in owners[0].options if o.keyword == keyword)
 
 
 # -- plugins -------------------------------------------------------------------------------------

@@ -161,6 +161,11 @@ class Registry:
                     found.setdefault(option.keyword, []).append(component)
         return found
 
+    def shorthand_flag(self, keyword: str, kinds: Iterable[str] = RUN_KINDS) -> str:
+        """The flag (``--weights``) of a shorthand keyword components of ``kinds`` declare."""
+        owner = self.shorthand_keywords(kinds)[keyword][0]
+        return next(o.flag for o in owner.options if o.keyword == keyword)
+
 
 class PluginManager:
     """A pluggy manager plus where each plugin came from."""

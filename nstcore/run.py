@@ -51,9 +51,8 @@ def plan_run(settings: Settings) -> Plan:
     selected = [extractor, solver, *losses]
     for keyword in settings.shorthands:
         if not any(o.keyword == keyword for c in selected for o in c.options):
-            owners = registry.shorthand_keywords()[keyword]
-            flag = next(o.flag for o in owners[0].options if o.keyword == keyword)
-            names = ", ".join(f"{c.kind} '{c.name}'" for c in owners)
+            flag = registry.shorthand_flag(keyword)
+            names = ", ".join(f"{c.kind} '{c.name}'" for c in registry.shorthand_keywords()[keyword])
             raise InputError(f"{flag} is an option of {names}, which this run does not use")
 
     def given(component: Component, explicit: dict[str, Any]) -> dict[str, Any]:
