@@ -290,10 +290,11 @@ def run_batch(plan: Plan, executor: Any, common: Mapping[str, Any], *, force: bo
             chains.append(chain)
             continue
         todo = [job for job in chain if not ledger.finished(job)]
+        if todo and chain[0].from_previous:  # frames: resume at the first unfinished frame
+            todo = chain[chain.index(todo[0]):]
         summary.skipped += len(chain) - len(todo)
-        if todo:  # frames: a chain resumes at its first unfinished frame
-            chains.append(chain[chain.index(todo[0]):] if chain[0].from_previous else todo)
-            summary.skipped -= len(chains[-1]) - len(todo)
+        if todo:
+            chains.append(todo)
     total = sum(len(chain) for chain in chains)
     progress = BatchProgress(total, quiet=quiet)
     if plan.refused and not quiet:
