@@ -358,13 +358,11 @@ def run_values(args: argparse.Namespace) -> dict[str, Any]:
 def _run(args: argparse.Namespace, content: str, styles: list[str]) -> int:
     from nstcore.imageio import check_output_format, check_output_path, save_image
     from nstcore.progress import Progress
-    from nstcore.report import build_report, write_report
     from nstcore.run import prepare_run
 
     settings = settings_from_args(args)
-    style: Any = styles[0] if len(styles) == 1 else styles
     if args.dry_run:
-        return _dry_run(settings, content, style)
+        return _dry_run(settings, content, styles)
     output = check_output_path(args.output, (content, *styles))
     check_output_format(output, args.bit_depth)
     report_path = _check_report_path(args.report, (content, *styles, output))
@@ -374,7 +372,7 @@ def _run(args: argparse.Namespace, content: str, styles: list[str]) -> int:
 
         avoid = tuple(p for p in (content, *styles, output, report_path) if p is not None)
         plot_path = check_plot_path(args.plot, "--plot", avoid)
-    prepared = prepare_run(settings, content, style)
+    prepared = prepare_run(settings, content, styles)
     progress = Progress(sum(prepared.steps), quiet=args.quiet)
 
     def on_step(info: Any) -> None:
@@ -394,14 +392,9 @@ def _run(args: argparse.Namespace, content: str, styles: list[str]) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         progress.close()
-    save_image(output, result.image, alpha=result.alpha, icc_profile=result.icc_profile,
-               bit_depth=args.bit_depth)
-    if report_path is not None:
-        report = build_report(settings.as_dict(), result, extractor=prepared.engine.extractor,
-                              inputs={"content": str(content), "style": ", ".join(map(str, styles)),
-                                      "styles": [str(s) for s in styles]},
-                              output=str(output), plugins=prepared.plan.options())
-        write_report(report_path, report)
+    prepared.write(result, output, bit_depth=args.bit_depth, report=report_path,
+                   inputs={"content": str(content), "style": ", ".join(map(str, styles)),
+                           "styles": [str(s) for s in styles]})
     if plot_path is not None and result.losses:
         from nstcore.plot import plot_losses
 
@@ -425,7 +418,7 @@ def _run(args: argparse.Namespace, content: str, styles: list[str]) -> int:
     return 0
 
 
-def _dry_run(settings: Any, content: str, style: str) -> int:
+def _dry_run(settings: Any, content: str, style: Any) -> int:
     """Each loss's unweighted value, weight and weighted value at the start image; writes nothing."""
     from nstcore.console import table
     from nstcore.run import prepare_run

@@ -92,8 +92,7 @@ def run_job(job: Job, common: Mapping[str, Any], cache: dict[str, Any], *,
 
 def _run(job: Job, common: Mapping[str, Any], cache: dict[str, Any], init: str | None) -> dict[str, Any]:
     from nstcore.errors import NstError
-    from nstcore.imageio import check_output_format, check_output_path, save_image
-    from nstcore.report import build_report, write_report
+    from nstcore.imageio import check_output_format, check_output_path
     from nstcore.run import prepare_run
     from nstcore.settings import Settings
 
@@ -103,20 +102,15 @@ def _run(job: Job, common: Mapping[str, Any], cache: dict[str, Any], init: str |
     settings = Settings(**values)
     output = check_output_path(job.output, (job.content, *job.styles))
     check_output_format(output, job.bit_depth)
-    style: Any = job.styles[0] if len(job.styles) == 1 else list(job.styles)
-    prepared = prepare_run(settings, job.content, style, engines=cache)
+    prepared = prepare_run(settings, job.content, list(job.styles), engines=cache)
     result = prepared.execute()
     if result.stopped == "interrupted":
         raise KeyboardInterrupt
     if result.stopped in ("nonfinite", "solver_failed"):
         raise NstError(result.message)
-    save_image(output, result.image, alpha=result.alpha, icc_profile=result.icc_profile,
-               bit_depth=job.bit_depth)
-    report = build_report(settings.as_dict(), result, extractor=prepared.engine.extractor,
-                          inputs={"content": job.content, "style": ", ".join(job.styles),
-                                  "styles": list(job.styles), "init": init},
-                          output=str(output), plugins=prepared.plan.options())
-    write_report(output.with_suffix(".json"), report)
+    prepared.write(result, output, bit_depth=job.bit_depth, report=output.with_suffix(".json"),
+                   inputs={"content": job.content, "style": ", ".join(job.styles),
+                           "styles": list(job.styles), "init": init})
     final = result.losses[-1] if result.losses else {}
     return {"status": "done", "steps": result.steps, "device": result.device,
             "losses": {k: v for k, v in final.items() if k != "step"},

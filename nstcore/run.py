@@ -202,6 +202,20 @@ class PreparedRun:
         manager.call("on_run_end", result=result)
         return result
 
+    def write(self, result: Any, output: str | os.PathLike, *, bit_depth: int = 8,
+              report: str | os.PathLike | None = None, inputs: dict[str, Any] | None = None) -> None:
+        """The picture (with the content's alpha and ICC profile) and, when ``report`` is given,
+        the run report naming ``inputs``; each written atomically."""
+        from nstcore.imageio import save_image
+        from nstcore.report import build_report, write_report
+
+        save_image(output, result.image, alpha=result.alpha, icc_profile=result.icc_profile,
+                   bit_depth=bit_depth)
+        if report is not None:
+            write_report(report, build_report(self.settings.as_dict(), result,
+                                              extractor=self.engine.extractor, inputs=inputs,
+                                              output=str(output), plugins=self.plan.options()))
+
 
 def prepare_run(settings: Settings, content: Any, style: Any,
                 engines: dict[str, Any] | None = None) -> PreparedRun:
