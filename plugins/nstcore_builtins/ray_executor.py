@@ -135,8 +135,8 @@ class _Chain:
 def job_memory(common: Mapping[str, Any]) -> float:
     """Bytes one job needs, from the run's memory estimate at its size (VGG19's default layers)."""
     from nstcore.resources import estimate_bytes
-    from nstcore_builtins.weights import VGG19_CONV_LAYERS  # no TensorFlow import in the driver
+    from nstcore_builtins.weights import vgg19_floats_per_pixel  # no TensorFlow in the driver
 
     size = int(common.get("size") or 512)
-    fpp = sum(cout / 4 ** (int(name[5]) - 1) for name, _, cout in VGG19_CONV_LAYERS[:14])  # to block5_conv2
+    fpp = vgg19_floats_per_pixel(("block5_conv2",))
     return float(int(min(estimate_bytes(size * size, fpp), 8 * 2 ** 30)))

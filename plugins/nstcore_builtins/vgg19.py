@@ -10,7 +10,7 @@ from nstcore.errors import InputError, WeightsError
 from nstcore.extractor import FeatureExtractor, Features
 from nstcore.console import info, warn
 from nstcore.tiling import TileGeometry, conv_pool_geometry, vgg_network
-from nstcore_builtins.weights import VGG19_CONV_LAYERS, WeightsInfo, resolve
+from nstcore_builtins.weights import VGG19_CONV_LAYERS, WeightsInfo, resolve, vgg19_floats_per_pixel
 
 PRECISIONS = ("float32", "bfloat16")
 #: ``edge_pad`` is cropped from every layer's features exactly when it is a multiple of the
@@ -111,8 +111,7 @@ class VGG19Extractor(FeatureExtractor):
     @classmethod
     def floats_per_pixel(cls, layers: Sequence[str]) -> float:
         """Activation floats per input pixel up to the deepest layer in ``layers`` (memory estimate)."""
-        deepest = max(cls.layers.index(name) for name in layers)
-        return sum(cout / 4 ** (int(name[5]) - 1) for name, _, cout in VGG19_CONV_LAYERS[:deepest + 1])
+        return vgg19_floats_per_pixel(layers)
 
     @classmethod
     def min_side(cls, layers: Sequence[str]) -> int:

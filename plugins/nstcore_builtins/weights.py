@@ -26,7 +26,7 @@ import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -45,6 +45,14 @@ VGG19_CONV_LAYERS: tuple[tuple[str, int, int], ...] = (
     ("block5_conv1", 512, 512), ("block5_conv2", 512, 512),
     ("block5_conv3", 512, 512), ("block5_conv4", 512, 512),
 )
+
+
+def vgg19_floats_per_pixel(layers: Sequence[str]) -> float:
+    """Activation floats per input pixel up to the deepest of ``layers`` (the memory estimate);
+    here, beside the layer table, so it needs no TensorFlow (the Ray driver uses it)."""
+    names = [name for name, _, _ in VGG19_CONV_LAYERS]
+    deepest = max(names.index(name) for name in layers)
+    return sum(cout / 4 ** (int(name[5]) - 1) for name, _, cout in VGG19_CONV_LAYERS[:deepest + 1])
 
 KERAS_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 KERAS_ORIGIN = ("https://storage.googleapis.com/tensorflow/keras-applications/vgg19/" + KERAS_FILENAME)
