@@ -263,6 +263,7 @@ class Engine:
             raise InputError(f"steps must be at least 1 at each of the {len(sizes)} scale(s),"
                              f" got {steps}")
         total_steps = sum(per_scale)
+        styles = as_styles(style)
         start_image = np.asarray(content if init is None else init, dtype=np.float32)
         result = Result(image=start_image.copy(), device=self.device or "default")
         clock = {"last": time.perf_counter(), "start": time.perf_counter(), "evaluations": 0}
@@ -304,7 +305,7 @@ class Engine:
                 shape = long_side_shape(*content.shape[:2], size)
                 style_size = max(1, round(size * style_scale))
                 scaled_styles = [resize_to(image, long_side_shape(*image.shape[:2], style_size))
-                                 for image in as_styles(style)]
+                                 for image in styles]
                 tile = self.tile_for(shape)
                 if tile is not None:  # said first: the tiled targets take a while at this size
                     from nstcore.console import info
