@@ -373,7 +373,8 @@ def _run(args: argparse.Namespace, content: str, styles: list[str]) -> int:
         avoid = tuple(p for p in (content, *styles, output, report_path) if p is not None)
         plot_path = check_plot_path(args.plot, "--plot", avoid)
     prepared = prepare_run(settings, content, styles)
-    progress = Progress(sum(prepared.steps), quiet=args.quiet)
+    progress = Progress(sum(prepared.steps), quiet=args.quiet,
+                        schedule=list(zip(prepared.sizes, prepared.steps)))
 
     def on_step(info: Any) -> None:
         progress.update(info)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import Any, Sequence, TextIO
 
 
 def format_seconds(seconds: float) -> str:
@@ -13,13 +13,23 @@ def format_seconds(seconds: float) -> str:
 
 
 class Progress:
-    """Shows step, loss, seconds per step and ETA (from the median of the steps after the first)."""
+    """Shows step, loss, seconds per step and ETA.
 
-    def __init__(self, steps: int, *, quiet: bool = False, stream: TextIO | None = None) -> None:
+    The ETA assumes a step's time grows with the pixels of its scale (a pyramid's 4096-px steps
+    take about 1000 times its 128-px ones): it takes the median seconds per pixel of the current
+    scale's steps after its first (which traces and computes targets) and prices every step left
+    at its own scale's size. ``schedule`` gives (long side, steps) per scale; without it, one scale.
+    """
+
+    def __init__(self, steps: int, *, quiet: bool = False, stream: TextIO | None = None,
+                 schedule: Sequence[tuple[int, int]] | None = None) -> None:
         self.steps = steps
         self.quiet = quiet
         self.stream = stream or sys.stderr
+        self.schedule = list(schedule or [(0, steps)])
         self.durations: list[float] = []
+        self._rates: list[float] = []  # seconds per pixel-unit, current scale, first step left out
+        self._size: int | None = None
         self._bar: Any = None
         self._task: Any = None
         if not quiet and self.stream.isatty():
@@ -32,14 +42,29 @@ class Progress:
             self._task = self._bar.add_task("run", total=steps, status="tracing the graph...")
             self._bar.start()
 
+    def _cost(self, size: int) -> float:
+        return float(size * size) if size else 1.0
+
+    def _observe(self, seconds: float, size: int) -> None:
+        if size != self._size:  # a new scale: its first step traces; start its rates afresh
+            self._size, self._rates = size, []
+            return
+        self._rates.append(seconds / self._cost(size))
+
     def eta(self, step: int) -> float | None:
-        recent = sorted(self.durations[1:])  # the first step includes tracing
-        if not recent:
+        if not self._rates:
             return None
-        return recent[len(recent) // 2] * (self.steps - step)
+        rate = sorted(self._rates)[len(self._rates) // 2]
+        left, done = 0.0, 0
+        for size, count in self.schedule:
+            remaining = min(count, max(0, done + count - step))
+            left += remaining * self._cost(size or (self._size or 0))
+            done += count
+        return rate * left
 
     def update(self, info: Any) -> None:
         self.durations.append(info.seconds)
+        self._observe(info.seconds, getattr(info, "size", 0) or 0)
         if self.quiet:
             return
         eta = self.eta(info.step)

@@ -8,6 +8,7 @@ what it wrote if loading fails, so real errors are never hidden.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -40,6 +41,15 @@ def native_stderr_captured() -> Iterator[None]:
             os.close(saved)
 
 
+class _PlannedRetracing(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warning:
+    every scale of a pyramid and every batch job of a new size traces its step anew, by design
+    (one trace per shape), and the warning's advice does not apply."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def load_tensorflow() -> None:
     """Import TensorFlow (and TFP) and list devices once, quietly; later imports are free."""
     global _loaded
@@ -50,4 +60,6 @@ def load_tensorflow() -> None:
         import tensorflow as tf
 
         tf.config.list_logical_devices()
+    if os.environ.get(VERBOSE_ENV, "") in ("", "0"):
+        tf.get_logger().addFilter(_PlannedRetracing())
     _loaded = True
