@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nstcore-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install weights demo test bench bench-ci bench-peer bench-batch clean
+.PHONY: install weights demo test bench bench-ci bench-peer bench-batch bench-quality bench-memory clean
 
 $(STAMP): pyproject.toml plugins/nstcore-meanstd/pyproject.toml plugins/nstcore-wasserstein/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,19 @@ bench-batch: weights
 	@mkdir -p out
 	$(BIN)/python -m nstcore_benchmarks.batch --size $(BATCH_SIZE) --steps $(BATCH_STEPS) \
 		--json out/bench-batch-$(BATCH_SIZE).json
+
+# Issue 8's time to quality: nstcore's defaults (and --optimizer lbfgs) against 1000 tutorial Adam
+# steps, and peak RSS / tiling overhead of one final-size run. Heavy (the 1000-step reference is
+# about 22 min at 256 px and 100 min at 512 px on 2 cores; its curve is saved and reused).
+QUALITY_SIZES ?= 256
+MEMORY_SIZES  ?= 1024
+bench-quality: weights
+	@mkdir -p out
+	$(BIN)/nstcore bench --quality $(QUALITY_SIZES) --json out/bench-quality.json
+
+bench-memory: weights
+	@mkdir -p out
+	$(BIN)/nstcore bench --memory $(MEMORY_SIZES) --json out/bench-memory.json
 
 bench-peer: weights $(PEER_VENV)/.installed
 	@mkdir -p out

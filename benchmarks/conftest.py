@@ -10,6 +10,8 @@ import pytest
 from nstcore import bench
 
 RESULTS: list[dict] = []
+QUALITY: list[dict] = []  # test_quality.py's time-to-quality rows
+MEMORY: list[dict] = []  # test_quality.py's peak-memory rows
 UNAVAILABLE: dict[str, str] = {}
 
 
@@ -35,6 +37,20 @@ def pytest_addoption(parser):
     group.addoption("--bench-no-tutorial", action="store_true", help="skip the tutorial reference step")
     group.addoption("--bench-logical-cpus", type=int, default=0,
                     help="split the CPU into N logical devices (to test multi-device code paths)")
+    heavy = parser.getgroup("nstcore-quality", "time to quality and memory (heavy; off by default)")
+    heavy.addoption("--quality-sizes", default="", help="sizes for the time-to-quality rows, e.g. 256,512")
+    heavy.addoption("--quality-variants", default="defaults,lbfgs",
+                    help="nstcore runs to time: defaults (nstcore run C S --size N), lbfgs (--optimizer lbfgs)")
+    heavy.addoption("--quality-reference-steps", type=int, default=1000,
+                    help="tutorial Adam steps whose objective value is the target (default 1000)")
+    heavy.addoption("--quality-timing-steps", type=int, default=20,
+                    help="tutorial steps timed in this run when a saved curve gives the target")
+    heavy.addoption("--quality-cap", type=float, default=0.25,
+                    help="give up on a variant after this fraction of the tutorial's time")
+    heavy.addoption("--quality-fresh", action="store_true", help="run the reference again, not the saved curve")
+    heavy.addoption("--memory-sizes", default="", help="sizes for the peak-memory rows, e.g. 1024,2048,4096")
+    heavy.addoption("--memory-tiles", default="off,256,512,auto", help="--tile values per size")
+    heavy.addoption("--memory-steps", type=int, default=2, help="steps per memory run (the first traces)")
 
 
 def pytest_generate_tests(metafunc):
@@ -100,3 +116,13 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("=", "nstcore train-step benchmarks")
         if RESULTS:
             terminalreporter.write_line(bench.format_table([dict(r) for r in RESULTS], UNAVAILABLE))
+    if QUALITY:
+        from nstcore_benchmarks.quality import format_rows
+
+        terminalreporter.write_sep("=", f"time to quality ({QUALITY[0]['cpu']})")
+        terminalreporter.write_line(format_rows(QUALITY))
+    if MEMORY:
+        from nstcore_benchmarks import memory
+
+        terminalreporter.write_sep("=", f"peak memory and tiling overhead ({MEMORY[0]['cpu']})")
+        terminalreporter.write_line(memory.format_rows(MEMORY))

@@ -298,12 +298,18 @@ def warm_up(target: StepTarget) -> float:
 
 
 # -- reading results ----------------------------------------------------------------------------
-def rows_from_json(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flatten pytest-benchmark JSON into one dict per benchmark (params, extra_info, median)."""
+STEP_IMPLS = ("tutorial", "nstcore", "run")  # train-step rows; "quality" and "memory" rows differ
+
+
+def rows_from_json(data: dict[str, Any], impls: tuple[str, ...] = STEP_IMPLS) -> list[dict[str, Any]]:
+    """Flatten pytest-benchmark JSON into one dict per benchmark (params, extra_info, median),
+    keeping the rows whose ``impl`` is one of ``impls`` (by default the train-step rows)."""
     rows = []
     for bench in data.get("benchmarks", []):
         row = dict(bench.get("params") or {})
         row.update(bench.get("extra_info") or {})
+        if row.get("impl") not in impls:
+            continue
         # a run-loop row times a whole run; its step time is the median of its per-step times
         row["median_seconds"] = row.get("step_median_seconds") or bench["stats"]["median"]
         rows.append(row)

@@ -33,6 +33,20 @@ def _baseline(runs: list, note: str = "") -> dict:
         raise NstError(f"cannot save a baseline: {exc}") from None
 
 
+def print_heavy_rows(data: dict) -> None:
+    """The time-to-quality and memory tables, formatted by the harness that measured them."""
+    quality = bench.rows_from_json(data, ("quality",))
+    memory = bench.rows_from_json(data, ("memory",))
+    if quality:
+        from nstcore_benchmarks.quality import format_rows
+
+        print(f"\ntime to quality ({quality[0]['cpu']}):\n" + format_rows(quality))
+    if memory:
+        from nstcore_benchmarks.memory import format_rows as memory_rows
+
+        print(f"\npeak memory and tiling overhead ({memory[0]['cpu']}):\n" + memory_rows(memory))
+
+
 def run_bench(args: argparse.Namespace) -> int:
     if args.baseline_from:
         if not args.save_baseline:
@@ -46,14 +60,19 @@ def run_bench(args: argparse.Namespace) -> int:
     json_path = Path(args.json)
     if args.compare and not Path(args.compare).is_file():
         raise NstError(f"--compare {args.compare}: no such file")
+    heavy = ["--quality-sizes", ",".join(args.quality), "--memory-sizes", ",".join(args.memory),
+             "--memory-tiles", ",".join(args.memory_tiles)]
+    sizes = args.sizes if args.sizes is not None else [] if args.quality or args.memory else ["64", "128"]
     cmd = [sys.executable, "-m", "pytest", str(harness_dir()), "-q", "-p", "no:cacheprovider",
-           "--rootdir", str(harness_dir()), "--benchmark-json", str(json_path),
-           "--bench-sizes", ",".join(args.sizes), "--bench-solvers", ",".join(args.solvers),
+           "--rootdir", str(harness_dir()), "--benchmark-json", str(json_path), *heavy,
+           "--bench-sizes", ",".join(sizes), "--bench-solvers", ",".join(args.solvers),
            "--bench-devices", ",".join(args.devices), "--bench-compile", ",".join(args.compile),
            "--bench-precision", ",".join(args.precision), "--bench-rounds", str(args.rounds),
            "--bench-min-time", str(args.min_time)] + (["--bench-run-loop"] if args.run_loop else [])
-    print(f"nstcore: timing {len(args.sizes)} size(s) x {len(args.solvers)} solver(s) x"
-          f" {len(args.compile)} compilation(s) on {', '.join(args.devices)} ...", file=sys.stderr)
+    print(f"nstcore: timing {len(sizes)} size(s) x {len(args.solvers)} solver(s) x"
+          f" {len(args.compile)} compilation(s) on {', '.join(args.devices)}"
+          + (f"; time to quality at {','.join(args.quality)} px" if args.quality else "")
+          + (f"; memory at {','.join(args.memory)} px" if args.memory else "") + " ...", file=sys.stderr)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not json_path.is_file():
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
@@ -65,7 +84,9 @@ def run_bench(args: argparse.Namespace) -> int:
     for line in proc.stdout.splitlines():
         if "SKIPPED" in line and "gpu:" in line:
             unavailable["gpu"] = line.split("gpu:", 1)[1].strip()
-    print(bench.format_table(rows, unavailable))
+    if rows:
+        print(bench.format_table(rows, unavailable))
+    print_heavy_rows(data)
     print(f"\npytest-benchmark JSON: {json_path}")
     if args.save_baseline:
         _write_baseline(args.save_baseline, _baseline([data], "one run"))

@@ -151,8 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Run the pytest-benchmark harness in benchmarks/ and print a"
                            " table; timings are normalised by a matmul calibration and the"
                            " tutorial's own step measured in the same run.")
-    bench.add_argument("--sizes", type=_names, default=["64", "128"], metavar="PX,...",
-                       help="image long sides (default: 64,128; 256,512 for real sizes)")
+    bench.add_argument("--sizes", type=_names, metavar="PX,...",
+                       help="image long sides for the train-step rows (default: 64,128, or none"
+                       " when --quality or --memory is given; 256,512 for real sizes)")
+    bench.add_argument("--quality", type=_names, default=[], metavar="PX,...",
+                       help="time nstcore's defaults (and --optimizer lbfgs) to the objective value"
+                       " 1000 tutorial Adam steps reach at these sizes (heavy: see README)")
+    bench.add_argument("--memory", type=_names, default=[], metavar="PX,...",
+                       help="peak RSS and step time of one final-size run per --memory-tiles value")
+    bench.add_argument("--memory-tiles", type=_names, default=["off", "256", "512", "auto"],
+                       metavar="T,...", help="--tile values for --memory (default: off,256,512,auto)")
     bench.add_argument("--solvers", type=_names, default=["adam", "lbfgs"], metavar="A,B")
     bench.add_argument("--devices", type=_names, default=["cpu", "gpu"], metavar="cpu,gpu")
     bench.add_argument("--compile", type=_names, default=["graph", "xla"], metavar="graph,xla")

@@ -158,3 +158,44 @@ def test_gate_fails_a_30_percent_slowdown_and_passes_the_real_engine(tmp_path, s
     baseline = {"rows": {key: committed["rows"][key]}, "spread": {key: committed["spread"][key]}}
     report, failures = bench.compare(rows, baseline, _ci_threshold())
     assert bool(failures) == fails, report
+
+
+def test_time_to_quality_uses_the_tutorials_objective_and_its_saved_curve(tmp_path, monkeypatch):
+    from nstcore.bench import bench_images
+    from nstcore_benchmarks import quality
+
+    monkeypatch.setattr(quality, "CURVES", tmp_path)
+    rows = quality.measure(32, ["defaults"], steps=8, timing_steps=3, cap=20.0)
+    row = rows[0]
+    assert row["reference_source"].startswith("run now (8 steps)")
+    curve = json.loads((tmp_path / "quality-curve-32px-8.json").read_text())
+    assert len(curve["values"]) == 8 and curve["values"][-1] == row["target"]
+    assert curve["values"][-1] < curve["values"][0]
+    # nstcore's objective at the final size is the tutorial's: the same value at the content image
+    tutorial = quality.Tutorial(32)
+    content, _ = bench_images(32)
+    assert row["first_final_size_value"] == pytest.approx(tutorial.objective(content), rel=1e-4)
+    assert row["reached"] is not None and row["reached"]["value"] <= row["target"]
+    assert row["tutorial_value_of_last_image"] <= row["target"] * (1 + 1e-4)
+    assert row["ratio"] == pytest.approx(row["seconds_to_target"] / row["tutorial_seconds"])
+    assert row["default_steps"] == [100] and row["sizes"] == [32]
+    # a second reference at this size reads the target from the saved curve, timing 3 steps now
+    again = quality.reference(32, 8, 3, tutorial)
+    assert again["target"] == row["target"] and again["reference_source"].startswith("saved curve")
+    assert "not reached" not in quality.format_rows(rows)
+
+
+def test_memory_rows_peak_rss_step_times_and_refusals():
+    from nstcore_benchmarks import memory
+
+    row = memory.run_once(48, "off")
+    assert row["exit"] == 0 and 100 < row["peak_rss_mb"] < 8000
+    assert len(row["step_seconds"]) == 2 and row["tiles"] == [None]
+    bad = memory.run_once(48, "7")
+    assert bad["exit"] == 2 and "--tile" in bad["refused"] and "Traceback" not in bad["refused"]
+    rows = [dict(row, size=1024, median_step_seconds=2.0),
+            dict(row, size=1024, tile="512", tiles=[512], median_step_seconds=3.0),
+            dict(row, size=1024, tile="auto", tiles=[None], median_step_seconds=2.1)]
+    assert memory.overheads(rows) == {(1024, "512"): 1.5}
+    table = memory.format_rows(rows + [bad])
+    assert "1.50" in table and "refused: " in table
