@@ -16,6 +16,7 @@ size and reused: the target then comes from the curve, and the tutorial's per-st
 measured again in the same run (``timing_steps`` steps) and multiplied by K.
 
     python -m nstcore_benchmarks.quality --size 256 --json out/quality-256.json
+    python -m nstcore_benchmarks.quality --size 256 --variant defaults --variant 'coarse50:scale_steps=50,50,1'
 """
 from __future__ import annotations
 
@@ -150,18 +151,34 @@ def time_to_target(size: int, target: float, overrides: dict[str, Any], cap_seco
             "tutorial_value_of_last_image": tutorial.objective(result.image)}
 
 
+def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
+    """``defaults``, ``lbfgs``, or ``NAME:option=value;option=value`` (run options as
+    ``nstcore.stylize`` takes them, e.g. ``coarse50:scale_steps=50,50,1``)."""
+    name, sep, rest = spec.partition(":")
+    if not sep:
+        if name not in VARIANTS:
+            raise SystemExit(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}"
+                             " or give NAME:option=value;...")
+        return name, dict(VARIANTS[name])
+    overrides = {}
+    for item in filter(None, rest.split(";")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise SystemExit(f"variant {spec!r}: {item!r} is not option=value")
+        overrides[key.strip()] = value.strip()
+    return name, overrides
+
+
 def measure(size: int, variants: list[str], steps: int = 1000, timing_steps: int = 20,
             cap: float = 0.25, use_saved: bool = True, progress: bool = False) -> list[dict[str, Any]]:
     """One row per variant: seconds to the target and the ratio to the tutorial's time."""
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise SystemExit(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    parsed = [parse_variant(v) for v in variants]
     tutorial = Tutorial(size)
     ref = reference(size, steps, timing_steps, tutorial, use_saved=use_saved, progress=progress)
     rows = []
-    for variant in variants:
-        rows.append(row(variant, ref, cap, time_to_target(size, ref["target"], VARIANTS[variant],
-                                                          cap * ref["tutorial_seconds"], tutorial)))
+    for name, overrides in parsed:
+        rows.append(row(name, ref, cap, time_to_target(size, ref["target"], overrides,
+                                                       cap * ref["tutorial_seconds"], tutorial)))
         if progress:
             print(format_rows(rows[-1:]), file=sys.stderr, flush=True)
     return rows
@@ -201,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nstcore_benchmarks.quality",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--variants", default="defaults,lbfgs", help="defaults, lbfgs (comma-separated)")
+    parser.add_argument("--variant", action="append", dest="variants",
+                        help="repeatable: defaults, lbfgs, or NAME:option=value;... (default: defaults"
+                        " and lbfgs)")
     parser.add_argument("--reference-steps", type=int, default=1000)
     parser.add_argument("--timing-steps", type=int, default=20,
                         help="tutorial steps timed in this run when the saved curve gives the target")
@@ -213,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     from nstcore.tfload import load_tensorflow
 
     load_tensorflow()
-    rows = measure(args.size, [v.strip() for v in args.variants.split(",") if v.strip()],
+    rows = measure(args.size, args.variants or ["defaults", "lbfgs"],
                    args.reference_steps, args.timing_steps, args.cap, not args.fresh, progress=True)
     print(f"CPU: {cpu_name()}")
     print(format_rows(rows))
