@@ -256,6 +256,7 @@ class Engine:
         """
         from nstcore.imageio import long_side_shape
         from nstcore.pyramid import resize_to
+        from nstcore.resources import release_freed_memory
 
         sizes = list(sizes or [max(content.shape[:2])])
         per_scale = [steps] * len(sizes) if isinstance(steps, int) else list(steps)
@@ -344,6 +345,9 @@ class Engine:
                     if index + 1 < len(sizes):
                         next_shape = long_side_shape(*content.shape[:2], sizes[index + 1])
                         state = stepper.carry(next_shape)
+                        # this scale's variables, trace and tiles must not add to the next peak
+                        stepper = objective = scale["masked"] = begin = None
+                        release_freed_memory()
         except SolverStopped as stop:
             result.stopped = "converged" if stop.converged else "solver_failed"
             result.message = (f"the solver stopped after step {result.steps} of {total_steps}:"
