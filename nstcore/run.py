@@ -377,6 +377,7 @@ def plan_tiling(settings: Settings, extractor: Any, losses: Sequence[Any], origi
     if geometry is None and isinstance(settings.tile, int):
         raise InputError(f"--tile {settings.tile}: extractor '{settings.extractor}' cannot be tiled"
                          " (it gives no tile_geometry)")
+    policy.cap_at_final(*shapes[0])
     return policy
 
 

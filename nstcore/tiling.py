@@ -389,6 +389,18 @@ class TilePolicy:
             tile -= align
         return tile
 
+    def cap_at_final(self, height: int, width: int) -> None:
+        """Under ``auto``, when the final image (``height`` x ``width``) is tiled, no coarser
+        scale may need more memory than it: lower the limit to the final scale's tiled estimate,
+        so a scale whose untiled estimate is above it is tiled too. (Without this, a 4096-px
+        pyramid on a 24-GB machine ran 1024 and 1448 px untiled at 7-13 GB, above its 5.2-GB
+        final scale.)"""
+        if self.mode != "auto" or self.limit_bytes is None:
+            return
+        tile = self.tile_for(height, width)
+        if tile is not None:
+            self.limit_bytes = min(self.limit_bytes, self.estimate(height, width, tile))
+
     def estimate(self, height: int, width: int, tile: int) -> float:
         """Estimated peak bytes of a step with ``tile``-px cores."""
         from nstcore.resources import estimate_tiled_bytes

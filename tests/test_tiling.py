@@ -12,7 +12,7 @@ from nstcore import cli
 from nstcore.engine import Objective
 from nstcore.loss import Loss
 from nstcore.plugins import get_plugin_manager
-from nstcore.resources import GIB, IMAGE_BYTES_PER_PIXEL
+from nstcore.resources import GIB, IMAGE_BYTES_PER_PIXEL, estimate_bytes
 from nstcore.testing import ContractError, TinyVGG, check_tiled
 from nstcore.tiling import TiledFeatures, TiledObjective, TilePolicy, conv_pool_geometry, plan_tiles
 from nstcore_builtins.content import ContentLoss
@@ -166,6 +166,34 @@ def test_policy_tiles_only_when_the_estimate_exceeds_the_limit():
     assert TilePolicy(250, geometry, fpp, None).tile_for(1024, 1024) == 240  # onto the 16-px grid
     assert TilePolicy(2048, geometry, fpp, None).tile_for(1024, 1024) is None  # one tile: untiled
     assert TilePolicy("off", geometry, fpp, 1.0).tile_for(4096, 4096) is None
+
+
+def test_a_pyramid_whose_final_scale_is_tiled_never_peaks_above_it():
+    from nstcore.run import plan_tiling
+    from nstcore.settings import Settings
+
+    layers = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1",
+              "block5_conv2"]
+    plain = TilePolicy("auto", VGG19Extractor.tile_geometry(layers),
+                       VGG19Extractor.floats_per_pixel(layers), 24 * GIB)
+    assert plain.tile_for(1448, 1448) is None and plain.tile_for(1024, 1024) is None
+    policy = plan_tiling(Settings(size=4096, memory_limit=24), VGG19Extractor, [], {}, layers,
+                         [(4096, 4096), (4096, 4096)])
+    final_tile = policy.tile_for(4096, 4096)
+    assert final_tile == plain.tile_for(4096, 4096)  # the final scale itself is unchanged
+    final = policy.estimate(4096, 4096, final_tile)
+    assert final < 6e9
+    for size in (128, 181, 256, 362, 512, 724, 1024, 1448, 2048, 2896):
+        tile = policy.tile_for(size, size)
+        need = estimate_bytes(size * size, policy.floats_per_pixel) if tile is None \
+            else policy.estimate(size, size, tile)
+        assert need <= final, size
+    assert policy.tile_for(724, 724) is None  # small scales stay whole (untiled is faster)
+    assert policy.tile_for(1024, 1024) is not None and policy.tile_for(1448, 1448) is not None
+    # a run whose final scale fits whole keeps every scale whole
+    small = plan_tiling(Settings(size=1024, memory_limit=24), VGG19Extractor, [], {}, layers,
+                        [(1024, 1024), (1024, 1024)])
+    assert small.tile_for(1024, 1024) is None
 
 
 def _run(image_files, tmp_path, *extra):
