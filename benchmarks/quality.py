@@ -147,8 +147,10 @@ def time_to_target(size: int, target: float, overrides: dict[str, Any], cap_seco
             "defaults_end": seen["defaults_end"], "best_final_size_value": seen["best"],
             "first_final_size_value": seen.get("first"),
             "seconds": seconds, "stopped": result.stopped,
+            "final_size_reached": result.image.shape[:2] == content.shape[:2],
             # the same image judged by the tutorial's own code: the objectives must agree
-            "tutorial_value_of_last_image": tutorial.objective(result.image)}
+            "tutorial_value_of_last_image": tutorial.objective(result.image)
+            if result.image.shape[:2] == content.shape[:2] else None}
 
 
 def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
@@ -206,7 +208,9 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
                       f"{row['target']:.4e} ({row['reference_steps']})",
                       f"{row['tutorial_seconds']:.0f} ({row['tutorial_step_seconds']:.3f}/step)",
                       f"{row['seconds_to_target']:.1f}" if row["reached"] else
-                      f"- (best {row['best_final_size_value']:.4e} in {row['seconds']:.0f} s)",
+                      f"- (best {row['best_final_size_value']:.4e} in {row['seconds']:.0f} s)"
+                      if row["final_size_reached"] else
+                      f"- (still at a coarser scale after {row['seconds']:.0f} s)",
                       ratio,
                       f"{end['seconds']:.0f} / {end['value']:.4e}" if end else "-",
                       ",".join(map(str, row["sizes"]))))

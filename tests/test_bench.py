@@ -183,6 +183,12 @@ def test_time_to_quality_uses_the_tutorials_objective_and_its_saved_curve(tmp_pa
     again = quality.reference(32, 8, 3, tutorial)
     assert again["target"] == row["target"] and again["reference_source"].startswith("saved curve")
     assert "not reached" not in quality.format_rows(rows)
+    # capped while still at a coarse scale: said so, and not judged at the wrong size
+    early = quality.time_to_target(96, 1.0, {"scales": "64,96", "steps": 2}, 0.0, quality.Tutorial(96))
+    assert early["sizes"] == [64, 96] and early["steps"] == 1
+    assert not early["final_size_reached"] and early["tutorial_value_of_last_image"] is None
+    table = quality.format_rows([quality.row("defaults", again, 0.0, early)])
+    assert "still at a coarser scale" in table and "not reached" in table
 
 
 def test_memory_rows_peak_rss_step_times_and_refusals():
