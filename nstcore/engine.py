@@ -332,6 +332,7 @@ class Engine:
                         objective, mask_for(mask, shape, content.shape[:2]), scaled_content[None])
                 with self.device_scope():
                     stepper = self._start(objective, tf.constant(begin[None]), state)
+                    state = begin = None  # copied by the solver: 9 floats a pixel (moments, start)
                     try:
                         for _ in range(per_scale[index]):
                             total, terms, evaluations = stepper.step()
@@ -346,7 +347,7 @@ class Engine:
                         next_shape = long_side_shape(*content.shape[:2], sizes[index + 1])
                         state = stepper.carry(next_shape)
                         # this scale's variables, trace and tiles must not add to the next peak
-                        stepper = objective = scale["masked"] = begin = None
+                        stepper = objective = scale["masked"] = None
                         release_freed_memory()
         except SolverStopped as stop:
             result.stopped = "converged" if stop.converged else "solver_failed"
