@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nstcore.files import atomic_write_bytes
 from nstcore_benchmarks.peer import cpu_name
 
 CURVES = Path(__file__).with_name("results")
@@ -37,25 +38,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _weights_path() -> str:
-    from nstcore.bench import _extractor_component
-
-    component = _extractor_component()
-    return component.create(**component.resolve_options({})).describe()["weights"]["path"]
-
-
 class Tutorial:
     """The tutorial's run at one size, and its objective for judging any image."""
 
     def __init__(self, size: int):
         import tensorflow as tf
 
-        from nstcore.bench import bench_images
+        from nstcore.bench import bench_images, weights_path
         from nstcore_benchmarks.tutorial_reference import TutorialRun
 
         self.size = size
         content, style = bench_images(size)
-        self.run = TutorialRun(tf.constant(content[None]), tf.constant(style[None]), _weights_path())
+        self.weights = weights_path()
+        self.run = TutorialRun(tf.constant(content[None]), tf.constant(style[None]), self.weights)
         self._objective = tf.function(self.run.total_loss)
 
     def objective(self, image: Any) -> float:
@@ -100,9 +95,8 @@ def reference(size: int, steps: int, timing_steps: int, tutorial: Tutorial, *,
         values, seconds = tutorial.steps(steps, progress=progress)
         curve = {"size": size, "steps": steps, "values": values, "cpu": cpu_name(),
                  "tensorflow": tf.__version__, "date": time.strftime("%Y-%m-%d"),
-                 "weights": Path(_weights_path()).name, "step_seconds": seconds}
-        CURVES.mkdir(exist_ok=True)
-        saved.write_text(json.dumps(curve, indent=1) + "\n")
+                 "weights": Path(tutorial.weights).name, "step_seconds": seconds}
+        atomic_write_bytes(saved, (json.dumps(curve, indent=1) + "\n").encode())
         source = f"run now ({steps} steps), curve saved to {saved.name}"
     per_step = statistics.median(seconds[1:])
     return {"size": size, "reference_steps": steps, "target": curve["values"][-1],

@@ -45,15 +45,13 @@ def test_time_to_quality(benchmark, quality_case, request):
     from nstcore_benchmarks import quality
 
     size, variant = quality_case
-    if variant not in quality.VARIANTS:
-        pytest.fail(f"unknown variant {variant!r}; choose from {', '.join(quality.VARIANTS)}")
+    name, overrides = quality.parse_variant(variant)
     tutorial, ref = _reference(size, request.config)
     cap = request.config.getoption("--quality-cap")
     got = benchmark.pedantic(quality.time_to_target,
-                             args=(size, ref["target"], quality.VARIANTS[variant],
-                                   cap * ref["tutorial_seconds"], tutorial),
+                             args=(size, ref["target"], overrides, cap * ref["tutorial_seconds"], tutorial),
                              rounds=1, iterations=1, warmup_rounds=0)
-    row = quality.row(variant, ref, cap, got)
+    row = quality.row(name, ref, cap, got)
     benchmark.extra_info.update(row)
     QUALITY.append(row)
 

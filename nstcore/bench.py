@@ -265,6 +265,12 @@ def _slowed_start(start: Callable[..., Any], fraction: float) -> Callable[..., A
     return wrapped
 
 
+def weights_path() -> str:
+    """The VGG19 weights file a default run uses, for the tutorial's own code to load too."""
+    component = _extractor_component()
+    return component.create(**component.resolve_options({})).describe()["weights"]["path"]
+
+
 def tutorial_target(size: int, device: BenchDevice, compilation: str) -> StepTarget:
     """The tutorial's own Adam train step, written plainly (benchmarks/tutorial_reference.py)."""
     import tensorflow as tf
@@ -272,10 +278,8 @@ def tutorial_target(size: int, device: BenchDevice, compilation: str) -> StepTar
     from nstcore_benchmarks.tutorial_reference import TutorialRun
 
     content, style = bench_images(size)
-    component = _extractor_component()
-    weights = component.create(**component.resolve_options({})).describe()["weights"]["path"]
     with tf.device(device.name):
-        run = TutorialRun(tf.constant(content[None]), tf.constant(style[None]), weights,
+        run = TutorialRun(tf.constant(content[None]), tf.constant(style[None]), weights_path(),
                           jit_compile=compilation == "xla")
     state = {"evaluations": 0, "device": ""}
 

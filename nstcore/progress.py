@@ -27,7 +27,6 @@ class Progress:
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self.schedule = list(schedule or [(0, steps)])
-        self.durations: list[float] = []
         self._rates: list[float] = []  # seconds per pixel-unit, current scale, first step left out
         self._size: int | None = None
         self._bar: Any = None
@@ -63,7 +62,6 @@ class Progress:
         return rate * left
 
     def update(self, info: Any) -> None:
-        self.durations.append(info.seconds)
         self._observe(info.seconds, getattr(info, "size", 0) or 0)
         if self.quiet:
             return
