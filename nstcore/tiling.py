@@ -118,12 +118,16 @@ class Region:
     def take(self, target: Any, layer: str, like: Any) -> Any:
         """The part of ``target`` (a whole-image [1, h, w, c] map of ``layer``) under this region,
         shaped like ``like`` (the core's features)."""
+        tf = _tf()
         row, col = self.offsets.get(layer, (0, 0))
         height, width = like.shape[1], like.shape[2]
         if height is None or width is None:
-            dynamic = _tf().shape(like)
+            dynamic = tf.shape(like)
             height, width = dynamic[1], dynamic[2]
-        return target[:, row:row + height, col:col + width, :]
+        # taken once the tile's features exist: in a graph, a slice that waited for nothing would
+        # run at the start, and every tile's slice (the whole target, twice) would wait in memory
+        with tf.control_dependencies([like]):
+            return target[:, row:row + height, col:col + width, :]
 
 
 #: The region of an untiled evaluation: the whole feature maps.
@@ -153,10 +157,26 @@ def _tf():
 def _window(image: Any, tile: Tile, after: Sequence[Any]) -> Any:
     """The tile's window of ``image``, taken only once ``after`` is computed: in a graph this
     makes tiles run one after another, so only one tile's activations are alive at a time."""
-    tf = _tf()
     top, bottom, left, right = tile.window
-    with tf.control_dependencies(list(after)):
-        return tf.identity(image[:, top:bottom, left:right, :])
+    return _after(image[:, top:bottom, left:right, :], after)
+
+
+def _after(value: Any, after: Sequence[Any]) -> Any:
+    """``value``, available only once ``after`` (tensors or operations) has run."""
+    tf = _tf()
+    with tf.control_dependencies([a for a in after if a is not None]):
+        return tf.identity(value)
+
+
+def _add_into(total: Any, window: tuple[int, int, int, int], value: Any) -> Any:
+    """``total`` with ``value`` added into its ``window`` (top, bottom, left, right). TensorFlow
+    updates the slice in ``total``'s own buffer when nothing else holds it, so adding a tile's
+    gradient costs no whole-image temporary (a padded copy of the tile would cost two)."""
+    tf = _tf()
+    top, bottom, left, right = window
+    return tf.raw_ops.TensorStridedSliceUpdate(
+        input=total, begin=[0, top, left, 0], end=[0, bottom, right, 0], strides=[1, 1, 1, 1],
+        value=total[:, top:bottom, left:right, :] + value, begin_mask=0b1001, end_mask=0b1001)
 
 
 class TiledFeatures(Mapping):
@@ -245,8 +265,10 @@ class TiledObjective:
     """The engine's objective (``objective(image) -> (total, terms)``), evaluated by tiles.
 
     Losses with layers are summed tile by tile through their statistics; image-level losses (TV)
-    run on the whole image. The gradient comes from a custom gradient (pass 2), so solvers use
-    it exactly like the untiled objective.
+    run on the whole image, after the tiles rather than alongside them (their whole-image
+    temporaries would otherwise add to a tile's peak). The gradient comes from a custom gradient
+    (pass 2), each tile's part added in place into one whole-image tensor, so solvers use it
+    exactly like the untiled objective's.
     """
 
     def __init__(self, objective: Any, tile: int, geometry: TileGeometry) -> None:
@@ -255,6 +277,7 @@ class TiledObjective:
         self.term_names, self.origins = objective.term_names, objective.origins
         self.tile, self.geometry = tile, geometry
         self.feature_losses = [loss for loss in self.losses if loss.layers]
+        self.image_losses = [loss for loss in self.losses if not loss.layers]
         require_tileable(self.feature_losses, self.origins)
         wanted = {name for loss in self.feature_losses for name in loss.layers}
         self.layers = [name for name in self.extractor.layers if name in wanted]
@@ -262,14 +285,9 @@ class TiledObjective:
     def __call__(self, image: Any) -> tuple[Any, dict[str, Any]]:
         tf = _tf()
         image = tf.convert_to_tensor(image, tf.float32)
-        values = self._feature_values(image) if self.feature_losses else None
-        terms, index = {}, 0
-        for loss in self.losses:
-            if loss.layers:
-                terms[loss.name] = values[index]
-                index += 1
-            else:
-                terms[loss.name] = loss.weight * self.objective._term(loss, {}, image)
+        values = self._tiled_values(image)
+        position = {id(loss): i for i, loss in enumerate(self.feature_losses + self.image_losses)}
+        terms = {loss.name: values[position[id(loss)]] for loss in self.losses}
         return tf.add_n(list(terms.values())), terms
 
     def _statistics(self, loss: Any, crops: Mapping[str, Any], region: Region) -> Any:
@@ -283,7 +301,7 @@ class TiledObjective:
         """Each feature loss's statistics of one tile's core features."""
         return [self._statistics(loss, crops, region) for loss in self.feature_losses]
 
-    def _values(self, statistics: list) -> Any:
+    def _values(self, statistics: list) -> list:
         tf = _tf()
         values = []
         for loss, stats in zip(self.feature_losses, statistics):
@@ -293,44 +311,54 @@ class TiledObjective:
                 raise PluginError(f"loss '{loss.name}' from plugin {self.origins.get(loss.name, '?')}"
                                   f" failed in from_statistics(): {type(exc).__name__}: {exc}") from exc
             values.append(loss.weight * tf.reshape(value, []))
-        return tf.stack(values)
+        return values
 
-    def _feature_values(self, image: Any) -> Any:
+    def _image_values(self, image: Any) -> list:
+        return [loss.weight * self.objective._term(loss, {}, image) for loss in self.image_losses]
+
+    def _tiled_values(self, image: Any) -> Any:
         tf = _tf()
+        count = len(self.feature_losses)
 
         @tf.custom_gradient
         def values(image):
             features = TiledFeatures(self.extractor, image, self.layers, self.tile, self.geometry)
             # pass 1: sums of every tile's core statistics, no gradient
-            total = features.sum_over_tiles(self._region_statistics)
-            result = self._values(total)
+            total = features.sum_over_tiles(self._region_statistics) if count else []
+            flat = tf.nest.flatten(total)
+            result = self._values(total) + self._image_values(_after(image, flat))
 
             def gradient(upstream, variables=None):
-                flat = tf.nest.flatten(total)
-                with tf.GradientTape() as tape:
-                    tape.watch(flat)
-                    again = self._values(tf.nest.pack_sequence_as(total, flat))
-                upstream_stats = tape.gradient(again, flat, output_gradients=upstream,
-                                               unconnected_gradients="zero")
-                grad, shape = tf.zeros_like(image), image.shape
-                # pass 2: each tile forward and backward with the gradient w.r.t. the sums
-                for tile in features.tiles:
-                    with tf.GradientTape() as tile_tape:
-                        window = _window(image, tile, [grad])
-                        tile_tape.watch(window)
-                        part = self._region_statistics(*crop_core(self.extractor(window), tile,
-                                                                  self.geometry))
-                    part_flat = tf.nest.flatten(part)
-                    window_grad = tile_tape.gradient(part_flat, window, output_gradients=upstream_stats,
-                                                     unconnected_gradients="zero")
-                    top, bottom, left, right = tile.window
-                    grad = grad + tf.pad(window_grad, [[0, 0], [top, shape[1] - bottom],
-                                                       [left, shape[2] - right], [0, 0]])
+                grad = tf.zeros_like(image)
+                if count:
+                    with tf.GradientTape() as tape:
+                        tape.watch(flat)
+                        again = tf.stack(self._values(tf.nest.pack_sequence_as(total, flat)))
+                    upstream_stats = tape.gradient(again, flat, output_gradients=upstream[:count],
+                                                   unconnected_gradients="zero")
+                    # pass 2: each tile forward and backward with the gradient w.r.t. the sums
+                    for tile in features.tiles:
+                        with tf.GradientTape() as tile_tape:
+                            window = _window(image, tile, [grad])
+                            tile_tape.watch(window)
+                            part = self._region_statistics(*crop_core(self.extractor(window), tile,
+                                                                      self.geometry))
+                        window_grad = tile_tape.gradient(tf.nest.flatten(part), window,
+                                                         output_gradients=upstream_stats,
+                                                         unconnected_gradients="zero")
+                        grad = _add_into(grad, tile.window, window_grad)
+                if self.image_losses:
+                    with tf.GradientTape() as tape:
+                        after = _after(image, [grad])
+                        tape.watch(after)
+                        again = tf.stack(self._image_values(after))
+                    grad = grad + tape.gradient(again, after, output_gradients=upstream[count:],
+                                                unconnected_gradients="zero")
                 if variables:
                     return grad, [tf.zeros_like(v) for v in variables]
                 return grad
 
-            return result, gradient
+            return tf.stack(result), gradient
 
         return values(image)
 
@@ -338,7 +366,7 @@ class TiledObjective:
 #: ``--tile auto`` keeps a tile's working set (TensorFlow, the model and one window's activations)
 #: within this, plus the whole-image buffers (or within the memory limit, if lower): 4096-px runs
 #: then peak under 6 GB, and larger tiles would cut the halo's overhead only a little further.
-AUTO_TILE_BUDGET_GIB = 3.0
+AUTO_TILE_BUDGET_GIB = 2.5
 
 
 def parse_tile(value: Any) -> str | int:

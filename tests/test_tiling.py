@@ -14,7 +14,8 @@ from nstcore.loss import Loss
 from nstcore.plugins import get_plugin_manager
 from nstcore.resources import GIB, IMAGE_BYTES_PER_PIXEL, estimate_bytes
 from nstcore.testing import ContractError, TinyVGG, check_tiled
-from nstcore.tiling import TiledFeatures, TiledObjective, TilePolicy, conv_pool_geometry, plan_tiles
+from nstcore.tiling import (AUTO_TILE_BUDGET_GIB, TiledFeatures, TiledObjective, TilePolicy,
+                            conv_pool_geometry, plan_tiles)
 from nstcore_builtins.content import ContentLoss
 from nstcore_builtins.gram import GramStyleLoss
 from nstcore_builtins.tv import TotalVariationLoss
@@ -157,7 +158,7 @@ def test_policy_tiles_only_when_the_estimate_exceeds_the_limit():
     roomy = TilePolicy("auto", geometry, fpp, 24 * GIB)
     assert roomy.tile_for(768, 1024) is None
     tile = roomy.tile_for(4096, 3072)
-    budget = 3 * GIB + IMAGE_BYTES_PER_PIXEL * 4096 * 3072  # working set + whole-image buffers
+    budget = AUTO_TILE_BUDGET_GIB * GIB + IMAGE_BYTES_PER_PIXEL * 4096 * 3072  # working set + images
     assert tile is not None and tile % 16 == 0 and roomy.estimate(4096, 3072, tile) <= budget
     assert roomy.estimate(4096, 3072, tile + 16) > budget  # the largest that fits the budget
     assert roomy.estimate(4096, 4096, roomy.tile_for(4096, 4096)) < 6e9
