@@ -366,7 +366,7 @@ class TiledObjective:
 #: ``--tile auto`` keeps a tile's working set (TensorFlow, the model and one window's activations)
 #: within this, plus the whole-image buffers (or within the memory limit, if lower): 4096-px runs
 #: then peak under 6 GB, and larger tiles would cut the halo's overhead only a little further.
-AUTO_TILE_BUDGET_GIB = 2.5
+AUTO_TILE_BUDGET_GIB = 3.0
 
 
 def parse_tile(value: Any) -> str | int:
