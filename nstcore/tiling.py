@@ -164,7 +164,7 @@ def _window(image: Any, tile: Tile, after: Sequence[Any]) -> Any:
 def _after(value: Any, after: Sequence[Any]) -> Any:
     """``value``, available only once ``after`` (tensors or operations) has run."""
     tf = _tf()
-    with tf.control_dependencies([a for a in after if a is not None]):
+    with tf.control_dependencies(list(after)):
         return tf.identity(value)
 
 
@@ -347,7 +347,7 @@ class TiledObjective:
                                                          output_gradients=upstream_stats,
                                                          unconnected_gradients="zero")
                         grad = _add_into(grad, tile.window, window_grad)
-                if self.image_losses:
+                if self.image_losses:  # recomputed here so no intermediates wait through pass 2
                     with tf.GradientTape() as tape:
                         after = _after(image, [grad])
                         tape.watch(after)
