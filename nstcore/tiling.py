@@ -89,10 +89,12 @@ class Tile:
 
 
 def _cuts(length: int, tile: int, align: int) -> list[int]:
-    """Core boundaries along one axis: about ``tile`` apart, on multiples of ``align``."""
+    """Core boundaries along one axis: equal cores (a multiple of ``align``, at most ``tile`` when
+    ``tile`` is one) and a smaller last one. Equal cores mean few distinct window shapes, and a
+    step traces one tile body per shape (:func:`group_tiles`), not one per tile."""
     count = max(1, math.ceil(length / tile))
-    cuts = sorted({min(length, round(i * length / count / align) * align) for i in range(count)})
-    return [c for c in cuts if c < length] + [length]
+    core = math.ceil(length / count / align) * align
+    return [c for c in range(0, length, core)] + [length]
 
 
 def plan_tiles(height: int, width: int, tile: int, geometry: TileGeometry) -> list[Tile]:
@@ -107,11 +109,25 @@ def plan_tiles(height: int, width: int, tile: int, geometry: TileGeometry) -> li
     return tiles
 
 
+def group_tiles(tiles: Sequence[Tile]) -> list[list[Tile]]:
+    """``tiles`` grouped so that one traced body serves a whole group: same window size, same
+    core placement inside the window, same edge flags (interior, edge and corner tiles: at most
+    nine groups for a grid of equal cores). Order within a group is kept."""
+    groups: dict[tuple, list[Tile]] = {}
+    for tile in tiles:
+        (top, bottom, left, right), (wtop, wbottom, wleft, wright) = tile.core, tile.window
+        key = (wbottom - wtop, wright - wleft, top - wtop, left - wleft, bottom - wtop, right - wleft,
+               tile.last_row, tile.last_col)
+        groups.setdefault(key, []).append(tile)
+    return list(groups.values())
+
+
 @dataclass(frozen=True)
 class Region:
     """Where a tile's core features sit in the whole image's feature maps: ``offsets[layer]`` is
-    the (row, column) of the core's first position. A loss with position-dependent targets (the
-    content loss) takes the matching part of its target with :meth:`take`."""
+    the (row, column) of the core's first position (ints, or scalar int32 tensors when the tiles
+    run in a loop). A loss with position-dependent targets (the content loss) takes the matching
+    part of its target with :meth:`take`."""
 
     offsets: Mapping[str, tuple[int, int]]
 
@@ -127,20 +143,25 @@ class Region:
         # taken once the tile's features exist: in a graph, a slice that waited for nothing would
         # run at the start, and every tile's slice (the whole target, twice) would wait in memory
         with tf.control_dependencies([like]):
-            return target[:, row:row + height, col:col + width, :]
+            return tf.slice(target, tf.stack([0, row, col, 0]), tf.stack([-1, height, width, -1]))
 
 
 #: The region of an untiled evaluation: the whole feature maps.
 WHOLE = Region({})
 
 
-def crop_core(features: Mapping[str, Any], tile: Tile, geometry: TileGeometry) -> tuple[dict, Region]:
-    """The core's part of a window's features, and where it sits in the whole maps."""
+def crop_core(features: Mapping[str, Any], tile: Tile, geometry: TileGeometry,
+              origin: tuple[Any, Any] | None = None) -> tuple[dict, Region]:
+    """The core's part of a window's features, and where it sits in the whole maps. ``origin``
+    (the core's top-left pixel, tensors in a loop) overrides ``tile``'s for any tile of its
+    :func:`group_tiles` group: the crop inside the window is the same for all of them."""
     top, _, left, _ = tile.core
+    if origin is not None:
+        top, left = origin
     crops, offsets = {}, {}
     for layer, value in features.items():
         stride = geometry.strides[layer]
-        row, col = (top - tile.window[0]) // stride, (left - tile.window[2]) // stride
+        row, col = (tile.core[0] - tile.window[0]) // stride, (tile.core[2] - tile.window[2]) // stride
         bottom = None if tile.last_row else (tile.core[1] - tile.window[0]) // stride
         right = None if tile.last_col else (tile.core[3] - tile.window[2]) // stride
         crops[layer] = value[:, row:bottom, col:right, :]
@@ -154,11 +175,16 @@ def _tf():
     return tf
 
 
-def _window(image: Any, tile: Tile, after: Sequence[Any]) -> Any:
-    """The tile's window of ``image``, taken only once ``after`` is computed: in a graph this
-    makes tiles run one after another, so only one tile's activations are alive at a time."""
+def _window(image: Any, tile: Tile, after: Sequence[Any], origin: tuple[Any, Any] | None = None) -> Any:
+    """The tile's window of ``image`` (or, with ``origin``, the window of that size starting
+    there), taken only once ``after`` is computed: in a graph this makes tiles run one after
+    another, so only one tile's activations are alive at a time."""
+    tf = _tf()
     top, bottom, left, right = tile.window
-    return _after(image[:, top:bottom, left:right, :], after)
+    if origin is None:
+        return _after(image[:, top:bottom, left:right, :], after)
+    begin = tf.stack([0, origin[0], origin[1], 0])
+    return _after(tf.slice(image, begin, [-1, bottom - top, right - left, -1]), after)
 
 
 def _after(value: Any, after: Sequence[Any]) -> Any:
@@ -168,15 +194,40 @@ def _after(value: Any, after: Sequence[Any]) -> Any:
         return tf.identity(value)
 
 
-def _add_into(total: Any, window: tuple[int, int, int, int], value: Any) -> Any:
-    """``total`` with ``value`` added into its ``window`` (top, bottom, left, right). TensorFlow
-    updates the slice in ``total``'s own buffer when nothing else holds it, so adding a tile's
-    gradient costs no whole-image temporary (a padded copy of the tile would cost two)."""
+def _add_into(total: Any, origin: tuple[Any, Any], value: Any) -> Any:
+    """``total`` with ``value`` added into the window of its size at ``origin`` (row, column).
+    TensorFlow updates the slice in ``total``'s own buffer when nothing else holds it, so adding a
+    tile's gradient costs no whole-image temporary (a padded copy of the tile would cost two)."""
     tf = _tf()
-    top, bottom, left, right = window
+    size = tf.shape(value)
+    begin = tf.stack([0, origin[0], origin[1], 0])
+    end = begin + tf.stack([0, size[1], size[2], 0])
     return tf.raw_ops.TensorStridedSliceUpdate(
-        input=total, begin=[0, top, left, 0], end=[0, bottom, right, 0], strides=[1, 1, 1, 1],
-        value=total[:, top:bottom, left:right, :] + value, begin_mask=0b1001, end_mask=0b1001)
+        input=total, begin=begin, end=end, strides=[1, 1, 1, 1],
+        value=tf.slice(total, begin, size) + value, begin_mask=0b1001, end_mask=0b1001)
+
+
+def for_each_tile(tiles: Sequence[Tile], body: Callable[..., Any], state: Any) -> Any:
+    """``state = body(tile, window_origin, core_origin, state)`` over ``tiles``, one at a time.
+
+    Each :func:`group_tiles` group runs as one ``tf.while_loop`` whose body is traced once, with
+    the tile's window and core origins (row, column) as tensors, and ``tile`` its group's first
+    tile (for sizes and crops, which the group shares). A step's graph then holds a few tile
+    bodies instead of one per tile: with every tile unrolled (169 at 4096 px), TensorFlow kept
+    about 1.3 GB for the graph alone. ``parallel_iterations=1``: one tile's activations at a time.
+    """
+    tf = _tf()
+    for group in group_tiles(tiles):
+        origins = tf.constant([[t.window[0], t.window[2], t.core[0], t.core[2]] for t in group],
+                              tf.int32)
+
+        def step(i, state, tile=group[0], origins=origins):
+            at = origins[i]
+            return i + 1, body(tile, (at[0], at[1]), (at[2], at[3]), state)
+
+        state = tf.while_loop(lambda i, _, count=len(group): i < count, step, (tf.constant(0), state),
+                              parallel_iterations=1)[1]
+    return state
 
 
 class TiledFeatures(Mapping):
@@ -207,15 +258,21 @@ class TiledFeatures(Mapping):
             previous = list(crops.values())
 
     def sum_over_tiles(self, function: Callable[[Mapping[str, Any], Region], Any]) -> Any:
-        """``function(core features, region)`` summed over the tiles; each tile starts only
-        once the running sum includes the previous one."""
+        """``function(core features, region)`` summed over the tiles (the first tile's sum gives
+        the running sum's structure; the rest run in :func:`for_each_tile` loops); each tile
+        starts only once the running sum includes the previous one."""
         tf = _tf()
-        total = None
-        for tile in self.tiles:
-            window = _window(self.image, tile, [] if total is None else tf.nest.flatten(total))
-            part = function(*crop_core(self.extractor(window), tile, self.geometry))
-            total = part if total is None else tf.nest.map_structure(tf.add, total, part)
-        return total
+        first = self.tiles[0]
+        total = function(*crop_core(self.extractor(_window(self.image, first, [])), first,
+                                    self.geometry))
+        total = tf.nest.map_structure(tf.convert_to_tensor, total)
+
+        def add(tile, window_origin, core_origin, total):
+            window = _window(self.image, tile, tf.nest.flatten(total), window_origin)
+            part = function(*crop_core(self.extractor(window), tile, self.geometry, core_origin))
+            return tf.nest.map_structure(tf.add, total, part)
+
+        return for_each_tile(self.tiles[1:], add, total)
 
     def __getitem__(self, layer: str) -> Any:
         if layer not in self.layers:
@@ -337,16 +394,18 @@ class TiledObjective:
                     upstream_stats = tape.gradient(again, flat, output_gradients=upstream[:count],
                                                    unconnected_gradients="zero")
                     # pass 2: each tile forward and backward with the gradient w.r.t. the sums
-                    for tile in features.tiles:
+                    def add_tile_gradient(tile, window_origin, core_origin, grad):
                         with tf.GradientTape() as tile_tape:
-                            window = _window(image, tile, [grad])
+                            window = _window(image, tile, [grad], window_origin)
                             tile_tape.watch(window)
-                            part = self._region_statistics(*crop_core(self.extractor(window), tile,
-                                                                      self.geometry))
+                            part = self._region_statistics(*crop_core(
+                                self.extractor(window), tile, self.geometry, core_origin))
                         window_grad = tile_tape.gradient(tf.nest.flatten(part), window,
                                                          output_gradients=upstream_stats,
                                                          unconnected_gradients="zero")
-                        grad = _add_into(grad, tile.window, window_grad)
+                        return _add_into(grad, window_origin, window_grad)
+
+                    grad = for_each_tile(features.tiles, add_tile_gradient, grad)
                 if self.image_losses:  # recomputed here so no intermediates wait through pass 2
                     with tf.GradientTape() as tape:
                         after = _after(image, [grad])

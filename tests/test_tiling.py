@@ -15,7 +15,7 @@ from nstcore.plugins import get_plugin_manager
 from nstcore.resources import GIB, IMAGE_BYTES_PER_PIXEL, estimate_bytes
 from nstcore.testing import ContractError, TinyVGG, check_tiled
 from nstcore.tiling import (AUTO_TILE_BUDGET_GIB, TiledFeatures, TiledObjective, TilePolicy,
-                            conv_pool_geometry, plan_tiles)
+                            conv_pool_geometry, group_tiles, plan_tiles)
 from nstcore_builtins.content import ContentLoss
 from nstcore_builtins.gram import GramStyleLoss
 from nstcore_builtins.tv import TotalVariationLoss
@@ -120,6 +120,43 @@ def test_tiled_objective_works_inside_tf_function():
     (a, ga), (b, gb) = gradient(objective), gradient(tiled)
     assert float(b) == pytest.approx(float(a), rel=1e-4)
     assert np.abs(ga.numpy() - gb.numpy()).max() / np.abs(ga.numpy()).max() < 1e-4
+
+
+def _graph_ops(function, *args) -> int:
+    """Ops in a traced function's graph, with the bodies of its loops and nested functions."""
+    graph = function.get_concrete_function(*args).graph.as_graph_def()
+    return len(graph.node) + sum(len(f.node_def) for f in graph.library.function)
+
+
+def test_tiled_step_graph_does_not_grow_with_the_tile_count():
+    """Tiles of one shape share one traced loop body: a 4x4 and an 8x8 grid of tiles give the same
+    graph (unrolled, each tile added a forward and a backward pass, and TensorFlow kept memory
+    for every op). Groups: interior, edge and corner tiles, nine for a grid whose cores are at
+    least the halo (96 px here)."""
+    extractor = TinyVGG(width=4)
+    losses = [ContentLoss(), GramStyleLoss(), TotalVariationLoss()]
+    layers = [n for n in extractor.layers if any(n in loss.layers for loss in losses)]
+    extractor.select(layers)
+    geometry = extractor.tile_geometry(layers)
+    rng = np.random.default_rng(3)
+    content = rng.uniform(0, 1, (1, 768, 768, 3)).astype(np.float32)
+    for loss in losses:
+        loss.prepare(extractor(content), extractor(content[:, :64, :64]))
+    image = tf.Variable(content)
+    sizes = {}
+    for tile in (192, 96):
+        tiles = plan_tiles(768, 768, tile, geometry)
+        assert len(group_tiles(tiles)) == 9
+        tiled = TiledObjective(Objective(extractor, losses), tile, geometry)
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                total, _ = tiled(image)
+            return total, tape.gradient(total, image)
+
+        sizes[len(tiles)] = _graph_ops(step)
+    assert sizes[16] == sizes[64], sizes
 
 
 class MeanNotSum(Loss):
