@@ -262,9 +262,6 @@ def _metavar(option: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from nstcore.malloc import return_freed_memory
-
-    return_freed_memory()  # before TensorFlow allocates anything
     argv = list(sys.argv[1:] if argv is None else argv)
     early = argparse.ArgumentParser(add_help=False)
     _add_global_options(early)

@@ -256,7 +256,7 @@ class Engine:
         """
         from nstcore.imageio import long_side_shape
         from nstcore.pyramid import resize_to
-        from nstcore.resources import release_freed_memory
+        from nstcore.malloc import free_to_system, release_freed_memory
 
         sizes = list(sizes or [max(content.shape[:2])])
         per_scale = [steps] * len(sizes) if isinstance(steps, int) else list(steps)
@@ -269,6 +269,8 @@ class Engine:
         result = Result(image=start_image.copy(), device=self.device or "default")
         clock = {"last": time.perf_counter(), "start": time.perf_counter(), "evaluations": 0}
         scale = {"size": sizes[0]}
+        if any(self.tile_for(long_side_shape(*content.shape[:2], size)) for size in sizes):
+            free_to_system()  # memory, not time, is what limits a run that tiles
 
         def callback(image: Any, total: Any, terms: Mapping[str, Any], evaluations: int) -> bool:
             if scale.get("masked") is not None:  # the solver's variable, not the picture

@@ -54,9 +54,6 @@ class Executor(ABC):
 
 def run_chain(chain: Sequence[Job], common: Mapping[str, Any], cache: dict[str, Any]) -> Iterator[Record]:
     """Run ``chain`` here, one job after another, yielding each job's record."""
-    from nstcore.malloc import return_freed_memory
-
-    return_freed_memory()  # a cluster worker's process never ran the CLI's main
     previous: str | None = None
     for job in chain:
         record = run_job(job, common, cache, init=start_from(job, previous))

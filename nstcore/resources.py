@@ -58,23 +58,3 @@ def check_memory(pixels: int, floats_per_pixel: float | None, limit_gib: float |
             f"this run needs about {needed / GIB:.1f} GiB but {source} is {limit / GIB:.1f} GiB;"
             " use a smaller --size, or --memory-limit GIB to override the check")
     return needed
-
-
-def release_freed_memory() -> None:
-    """Collect garbage and hand the C heap's free pages back to the system (glibc's
-    ``malloc_trim``; elsewhere only the collection). Between the scales of a pyramid the last
-    scale's buffers are free but stay in the process's resident set, where they would add to
-    the next, larger scale's peak."""
-    import ctypes
-    import ctypes.util
-    import gc
-
-    gc.collect()
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        trim = getattr(libc, "malloc_trim", None)
-    except OSError:
-        trim = None
-    if trim is not None:
-        trim(0)

@@ -1,4 +1,5 @@
-"""The malloc settings: memory a run frees goes back to the system instead of staying resident."""
+"""The malloc settings of a run that tiles: memory it frees goes back to the system instead of staying
+resident."""
 from __future__ import annotations
 
 import os
@@ -15,8 +16,8 @@ pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ve
 # mmap threshold (what a tiled step's activations do, at smaller scale); prints what went back.
 SCRIPT = """
 import ctypes, sys
-from nstcore.malloc import return_freed_memory
-print(return_freed_memory())
+from nstcore.malloc import free_to_system
+print(free_to_system())
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]

@@ -255,6 +255,20 @@ def test_tiled_run_gives_the_untiled_losses(image_files, tmp_path, weights_path,
         assert b["total"] == pytest.approx(a["total"], rel=1e-4)
 
 
+def test_only_a_run_that_tiles_trades_step_time_for_freed_memory(image_files, tmp_path, weights_path,
+                                                                  monkeypatch):
+    """glibc's malloc gives freed blocks back to the system (10 % slower steps) only in runs that
+    tile, where memory is the limit (the settings themselves: tests/test_malloc.py)."""
+    import nstcore.malloc
+
+    calls = []
+    monkeypatch.setattr(nstcore.malloc, "free_to_system", lambda: calls.append(1) or True)
+    assert _run(image_files, tmp_path, "--tile", "off")[0] == 0
+    assert calls == []
+    assert _run(image_files, tmp_path, "--tile", "32")[0] == 0
+    assert calls == [1]
+
+
 def test_run_that_needs_tiling_names_the_loss_that_cannot(image_files, tmp_path, capsys, weights_path):
     get_plugin_manager().register(plugin_for_tests, "meancolour-plugin", distribution="tests", version="1.0")
     code, out = _run(image_files, tmp_path, "--tile", "32", "--losses", "content,meancolour,tv")
