@@ -94,7 +94,7 @@ def _cuts(length: int, tile: int, align: int) -> list[int]:
     step traces one tile body per shape (:func:`group_tiles`), not one per tile."""
     count = max(1, math.ceil(length / tile))
     core = math.ceil(length / count / align) * align
-    return [c for c in range(0, length, core)] + [length]
+    return list(range(0, length, core)) + [length]
 
 
 def plan_tiles(height: int, width: int, tile: int, geometry: TileGeometry) -> list[Tile]:
@@ -181,9 +181,8 @@ def _window(image: Any, tile: Tile, after: Sequence[Any], origin: tuple[Any, Any
     another, so only one tile's activations are alive at a time."""
     tf = _tf()
     top, bottom, left, right = tile.window
-    if origin is None:
-        return _after(image[:, top:bottom, left:right, :], after)
-    begin = tf.stack([0, origin[0], origin[1], 0])
+    row, col = (top, left) if origin is None else origin
+    begin = tf.stack([0, row, col, 0])
     return _after(tf.slice(image, begin, [-1, bottom - top, right - left, -1]), after)
 
 
@@ -213,8 +212,8 @@ def for_each_tile(tiles: Sequence[Tile], body: Callable[..., Any], state: Any) -
     Each :func:`group_tiles` group runs as one ``tf.while_loop`` whose body is traced once, with
     the tile's window and core origins (row, column) as tensors, and ``tile`` its group's first
     tile (for sizes and crops, which the group shares). A step's graph then holds a few tile
-    bodies instead of one per tile: with every tile unrolled (169 at 4096 px), TensorFlow kept
-    about 1.3 GB for the graph alone. ``parallel_iterations=1``: one tile's activations at a time.
+    bodies instead of one per tile: with every tile unrolled, a 64-tile gradient of a 512-px image
+    kept 0.5 GB after its first run. ``parallel_iterations=1``: one tile's activations at a time.
     """
     tf = _tf()
     for group in group_tiles(tiles):
