@@ -43,8 +43,8 @@ def free_to_system() -> bool:
     (a fixed mmap threshold) and keep two heap arenas instead of eight per core.
 
     For runs that tile, where memory is the limit: measured on a 2-core AMD EPYC (glibc 2.36),
-    one 1024-px step in 256-px tiles peaked at 2.01 GB with glibc's defaults and 1.62 GB with
-    these, and took about 10 % longer (fresh pages for every tensor), so untiled runs keep the
+    one 1024-px step in 256-px tiles peaked at 1.92 GiB with glibc's defaults and 1.55 GiB
+    with these, and took about 10 % longer (fresh pages for every tensor), so untiled runs keep the
     defaults. Applied once per process. Returns whether the settings are in effect: False off
     glibc, or when the user set glibc's variables (:data:`GLIBC_ENV`) themselves.
     """
