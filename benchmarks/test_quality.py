@@ -25,31 +25,32 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("memory_case", cases, ids=[f"{s}-tile-{t}" for s, t in cases])
 
 
-_REFERENCES: dict[int, tuple] = {}
+_REFERENCES: dict[tuple[int, int], tuple] = {}
 
 
-def _reference(size: int, config) -> tuple:
-    """The tutorial at ``size`` and its target, once per size in this session."""
+def _reference(size: int, margin: int, config) -> tuple:
+    """The judge of the objective with ``margin`` at ``size`` and its reference, once each."""
     from nstcore_benchmarks import quality
 
-    if size not in _REFERENCES:
+    if (size, margin) not in _REFERENCES:
         tutorial = quality.Tutorial(size)
         ref = quality.reference(size, config.getoption("--quality-reference-steps"),
-                                config.getoption("--quality-timing-steps"), tutorial,
+                                config.getoption("--quality-timing-steps"), tutorial, margin,
                                 use_saved=not config.getoption("--quality-fresh"))
-        _REFERENCES[size] = (tutorial, ref)
-    return _REFERENCES[size]
+        _REFERENCES[(size, margin)] = (quality.Judge(size, margin), ref)
+    return _REFERENCES[(size, margin)]
 
 
 def test_time_to_quality(benchmark, quality_case, request):
+    from nstcore.settings import Settings
     from nstcore_benchmarks import quality
 
     size, variant = quality_case
     name, overrides = quality.parse_variant(variant)
-    tutorial, ref = _reference(size, request.config)
+    judge, ref = _reference(size, Settings(size=size, **overrides).margin, request.config)
     cap = request.config.getoption("--quality-cap")
     got = benchmark.pedantic(quality.time_to_target,
-                             args=(size, ref["target"], overrides, cap * ref["tutorial_seconds"], tutorial),
+                             args=(size, ref["target"], overrides, cap * ref["tutorial_seconds"], judge),
                              rounds=1, iterations=1, warmup_rounds=0)
     row = quality.row(name, ref, cap, got)
     benchmark.extra_info.update(row)

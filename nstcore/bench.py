@@ -232,7 +232,7 @@ def run_loop_pairs(size: int, device: BenchDevice, reference: StepTarget, pairs:
     from nstcore.settings import Settings
 
     content, style = bench_images(size)
-    settings = Settings(optimizer="adam", steps=pairs + 2, size=size, scales="1")
+    settings = Settings(preset="tutorial", steps=pairs + 2, size=size)  # the tutorial's step
     prepared = prepare_run(settings, content, style)
     prepared.engine.device = device.name
     fraction = slowdown_fraction()

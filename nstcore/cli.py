@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -91,22 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="stylise CONTENT with STYLE and write an image",
-                         description="Stylise CONTENT with STYLE. Defaults reproduce the TensorFlow"
-                         " tutorial's objective and Adam settings.")
+                         description="Stylise CONTENT with STYLE. The defaults are nstcore's (the"
+                         " best picture per unit of time measured); --preset tutorial gives the"
+                         " TensorFlow tutorial's run.", epilog=_presets_epilog(),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("content", help="content image (PNG, JPEG, ...)")
     run.add_argument("style", nargs="+", help="style image; several are blended (--style-blend)")
     run.add_argument("-o", "--output", default="stylized.png", help="output image (default: %(default)s)")
     _add_run_options(run)
 
     demo = sub.add_parser("demo", help="stylise the bundled astronaut with The Starry Night",
-                          description="Run the default example from images shipped with nstcore.")
+                          description="`nstcore run` with its defaults on images shipped with"
+                          " nstcore (every run option works here too).", epilog=_presets_epilog(),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_argument("-o", "--output", default="nstcore-demo.png", help="output image (default: %(default)s)")
     _add_run_options(demo)
-    # A painting at 512 px in under 4 minutes on 2 CPU cores (measured: docs/gallery.md): L-BFGS
-    # 14 steps at 256 px, then 5 at 512; style weight 1 so the style shows in few steps; a
-    # mirrored 16-px margin (VGG19's edge_pad) so no light band is painted along the edges.
-    demo.set_defaults(size=512, optimizer="lbfgs", style_weight=1.0, scales="256,512",
-                      scale_steps="14,5", shorthand_edge_pad="16")
 
     batch = sub.add_parser("batch", help="stylise a folder or a manifest of images, resumably",
                            description="Run one job per content image and style (a folder crossed"
@@ -192,6 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _presets_epilog() -> str:
+    """``--preset`` values with the flags each stands for (from :data:`nstcore.settings.PRESETS`)."""
+    from nstcore.settings import PRESETS
+
+    lines = ["presets (--preset NAME; explicit flags override a preset's values):"]
+    for preset in PRESETS.values():
+        lines.append(f"  {preset.name}: {preset.help}")
+        lines.append(f"    = {preset.flags()}")
+    return "\n".join(lines)
+
+
 def _add_global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
                         help="skip this plugin (repeatable; also NSTCORE_DISABLE_PLUGINS)")
@@ -225,8 +236,9 @@ def _add_run_options(p: argparse.ArgumentParser, one_run: bool = True) -> None:
     for option in RUN_OPTIONS:
         shown = "none" if option.default is None else (
             ",".join(option.default) if option.type == "names" else option.default)
+        # only flags the user gives reach Settings, so a --preset fills the rest
         p.add_argument(flag_of(option.name), dest=option.name, type=_option_type(option),
-                       default=option.default, metavar=_metavar(option),
+                       default=argparse.SUPPRESS, metavar=_metavar(option),
                        help=f"{option.help} ({option.accepted()}; default: {shown})"
                        if option.default is not None else f"{option.help} ({option.accepted()})")
     for option in MAP_OPTIONS:
@@ -281,7 +293,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from nstcore.run import asset
 
-            _demo_schedule(args, argv)
             return _run(args, str(asset("astronaut.png")), [str(asset("starry_night.jpg"))])
         if args.command == "plugins":
             return _plugins(args)
@@ -326,16 +337,6 @@ def _info(message: str) -> None:
 # -- run / demo ----------------------------------------------------------------------------------
 
 
-def _demo_schedule(args: argparse.Namespace, argv: list[str] | None) -> None:
-    """The demo's scales and per-scale steps fit its 512-px default only: a user who sets
-    --size, --steps or --scales gets the run defaults for those (auto scales, --steps each)."""
-    given = {token.split("=", 1)[0] for token in (sys.argv[1:] if argv is None else argv)}
-    if given & {"--size", "--steps", "--scales"} and "--scale-steps" not in given:
-        args.scale_steps = None
-        if "--scales" not in given:
-            args.scales = "auto"
-
-
 def settings_from_args(args: argparse.Namespace):
     """Settings from parsed flags: the run options, the option maps and plugin shorthands."""
     from nstcore.settings import Settings
@@ -347,7 +348,7 @@ def run_values(args: argparse.Namespace) -> dict[str, Any]:
     """The ``Settings`` keywords the parsed flags give."""
     from nstcore.settings import MAP_OPTIONS, RUN_OPTIONS
 
-    values: dict[str, Any] = {o.name: getattr(args, o.name) for o in RUN_OPTIONS}
+    values: dict[str, Any] = {o.name: getattr(args, o.name) for o in RUN_OPTIONS if hasattr(args, o.name)}
     for option in MAP_OPTIONS:
         values[option.name] = dict(getattr(args, option.name))
     loss_options: dict[str, dict[str, str]] = {}
@@ -368,6 +369,7 @@ def _run(args: argparse.Namespace, content: str, styles: list[str]) -> int:
     from nstcore.progress import Progress
     from nstcore.run import prepare_run
 
+    started = time.perf_counter()
     settings = settings_from_args(args)
     if args.dry_run:
         return _dry_run(settings, content, styles)
@@ -381,8 +383,7 @@ def _run(args: argparse.Namespace, content: str, styles: list[str]) -> int:
         avoid = tuple(p for p in (content, *styles, output, report_path) if p is not None)
         plot_path = check_plot_path(args.plot, "--plot", avoid)
     prepared = prepare_run(settings, content, styles)
-    progress = Progress(sum(prepared.steps), quiet=args.quiet,
-                        schedule=list(zip(prepared.sizes, prepared.steps)))
+    progress = Progress(sum(prepared.steps), quiet=args.quiet, schedule=prepared.schedule())
 
     def on_step(info: Any) -> None:
         progress.update(info)
@@ -408,6 +409,14 @@ def _run(args: argparse.Namespace, content: str, styles: list[str]) -> int:
         from nstcore.plot import plot_losses
 
         plot_losses(result.losses, result.scales, plot_path, title=Path(output).name)
+    code = _report_end(result, output, terminated, started,
+                       "".join(f", {name} {path}" for name, path in (("report", report_path),
+                                                                     ("plot", plot_path)) if path))
+    return code
+
+
+def _report_end(result: Any, output: Path, terminated: list, started: float, extras: str) -> int:
+    """The closing line (or the one-line error) of a run; its exit status."""
     if result.stopped == "interrupted":
         cause = " (terminated)" if terminated else ""
         _error(f"{result.message}{cause}; saved the current image to {output}")
@@ -420,11 +429,17 @@ def _run(args: argparse.Namespace, content: str, styles: list[str]) -> int:
         return EXIT_SOLVER_FAILED
     if result.stopped == "converged":
         _info(result.message)
-    median = result.median_step_seconds or 0.0
-    print(f"wrote {output} ({result.steps} steps, median {median:.3f} s/step"
-          f"{', report ' + str(report_path) if report_path else ''}"
-          f"{', plot ' + str(plot_path) if plot_path else ''})")
+    from nstcore.progress import format_seconds
+
+    print(f"wrote {output} in {format_seconds(time.perf_counter() - started)}"
+          f" ({scale_summary(result)}{extras})")
     return 0
+
+
+def scale_summary(result: Any) -> str:
+    """Steps and median seconds per step of each scale: '128 px 100 steps 0.061 s/step; ...'."""
+    return "; ".join(f"{t['size']} px {t['steps']} steps {t['median_step_seconds']:.3f} s/step"
+                     for t in result.scale_timings()) or "0 steps"
 
 
 def _dry_run(settings: Any, content: str, style: Any) -> int:

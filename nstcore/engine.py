@@ -38,8 +38,9 @@ class StepInfo:
     seconds: float
     elapsed: float
     evaluations: int
-    image: Any  # [1, h, w, 3] tensor in [0, 1]
+    image: Any  # the picture (without the margin), a [1, h, w, 3] float32 array in [0, 1]
     size: int = 0  # the long side of the scale this step ran at
+    canvas: Any = None  # what the solver optimises: the picture and its margin, [1, H, W, 3]
 
 
 @dataclass
@@ -72,9 +73,29 @@ class Result:
 
     @property
     def median_step_seconds(self) -> float | None:
-        """Median over the steps after the first (or the first if it is the only one)."""
+        """Median over the steps after the first (or the first if it is the only one). Across the
+        scales of a pyramid this mixes steps of very different sizes: see :meth:`scale_timings`."""
         rest = self.step_seconds[1:] or self.step_seconds
         return statistics.median(rest) if rest else None
+
+    def scale_timings(self) -> list[dict[str, Any]]:
+        """Per scale that ran: its long side, steps taken, first step (tracing, targets) and the
+        median of its later steps (the first if it is the only one), in seconds."""
+        timings = []
+        for index, scale in enumerate(self.scales):
+            end = self.scales[index + 1]["first_step"] - 1 if index + 1 < len(self.scales) else self.steps
+            seconds = self.step_seconds[scale["first_step"] - 1:end]
+            if not seconds:
+                continue
+            timings.append({"size": scale["size"], "steps": len(seconds),
+                            "first_step_seconds": seconds[0],
+                            "median_step_seconds": statistics.median(seconds[1:] or seconds),
+                            "seconds": sum(seconds)})
+        return timings
+
+
+class _Stopped(Exception):
+    """The step callback asked the run to stop."""
 
 
 def as_styles(style: Any) -> list[np.ndarray]:
@@ -239,7 +260,8 @@ class Engine:
             init: np.ndarray | None = None,
             on_step: Callable[[StepInfo], Any] | None = None,
             sizes: Sequence[int] | None = None, style_scale: float = 1.0,
-            blend: Sequence[float] | None = None, mask: np.ndarray | None = None) -> Result:
+            blend: Sequence[float] | None = None, mask: np.ndarray | None = None,
+            margin: int = 0) -> Result:
         """Run ``steps`` solver steps (a number, or one per scale) at each size of ``sizes``
         (coarse to fine; default: one scale, the content's own size), starting from ``init``
         (default: the content image).
@@ -250,6 +272,8 @@ class Engine:
         from the previous scale's result upsampled (bicubic, clipped to [0, 1]), with the solver's
         carried state (:meth:`nstcore.solver.Stepper.carry`). ``mask`` ((h, w) in [0, 1], any size
         with the content's aspect ratio) limits where the picture may change (:mod:`nstcore.mask`).
+        ``margin`` px of free canvas surround the picture at every scale (:mod:`nstcore.margin`):
+        optimised with it and cropped away, so the network's border is not the picture's.
         Ctrl-C stops the run and returns
         the last image with ``stopped="interrupted"``; a non-finite loss stops it with
         ``stopped="nonfinite"`` and keeps the last finite image.
@@ -257,6 +281,7 @@ class Engine:
         from nstcore.imageio import long_side_shape
         from nstcore.pyramid import resize_to
         from nstcore.malloc import free_to_system, release_freed_memory
+        from nstcore.margin import canvas_shape, crop, extend, margin_at, resizer
 
         sizes = list(sizes or [max(content.shape[:2])])
         per_scale = [steps] * len(sizes) if isinstance(steps, int) else list(steps)
@@ -268,8 +293,14 @@ class Engine:
         start_image = np.asarray(content if init is None else init, dtype=np.float32)
         result = Result(image=start_image.copy(), device=self.device or "default")
         clock = {"last": time.perf_counter(), "start": time.perf_counter(), "evaluations": 0}
-        scale = {"size": sizes[0]}
-        if any(self.tile_for(long_side_shape(*content.shape[:2], size)) for size in sizes):
+        scale = {"size": sizes[0], "margin": 0}
+
+        def canvas_at(size: int) -> tuple[tuple[int, int], int]:
+            shape = long_side_shape(*content.shape[:2], size)
+            pad = margin_at(shape, margin)
+            return shape, pad
+
+        if any(self.tile_for(canvas_shape(*canvas_at(size))) for size in sizes):
             free_to_system()  # memory, not time, is what limits a run that tiles
 
         def callback(image: Any, total: Any, terms: Mapping[str, Any], evaluations: int) -> bool:
@@ -293,10 +324,12 @@ class Engine:
                 result.stopped = "nonfinite"
                 result.message = f"image became non-finite at step {step}; kept the last finite image"
                 return False
-            result.image = array.copy()
+            scale["canvas"] = array.copy()
+            result.image = crop(scale["canvas"], scale["margin"])
             if on_step is not None:
                 info = StepInfo(step, total_steps, total_value, values, seconds, now - clock["start"],
-                                result.evaluations, image, scale["size"])
+                                result.evaluations, result.image[None], scale["size"],
+                                scale["canvas"][None])
                 if on_step(info) is False:
                     return False
             return True
@@ -305,33 +338,38 @@ class Engine:
         try:
             for index, size in enumerate(sizes):
                 scale["size"] = size
-                shape = long_side_shape(*content.shape[:2], size)
+                shape, pad = canvas_at(size)
+                scale["margin_before"], scale["margin"] = scale["margin"], pad
+                canvas = canvas_shape(shape, pad)
                 style_size = max(1, round(size * style_scale))
                 scaled_styles = [resize_to(image, long_side_shape(*image.shape[:2], style_size))
                                  for image in styles]
-                tile = self.tile_for(shape)
+                tile = self.tile_for(canvas)
                 if tile is not None:  # said first: the tiled targets take a while at this size
                     from nstcore.console import info
                     from nstcore.tiling import plan_tiles
 
-                    count = len(plan_tiles(shape[0], shape[1], tile, self.tiling.geometry))
-                    info(f"{shape[1]}x{shape[0]}: evaluating in {count} tiles of {tile} px (exact,"
+                    count = len(plan_tiles(canvas[0], canvas[1], tile, self.tiling.geometry))
+                    info(f"{canvas[1]}x{canvas[0]}: evaluating in {count} tiles of {tile} px (exact,"
                          f" halo {self.tiling.geometry.halo} px; slower, in bounded memory)")
-                scaled_content = resize_to(content, shape)
+                scaled_content = extend(resize_to(content, shape), pad)
                 self.prepare(scaled_content, scaled_styles, blend)
                 if index == 0:
-                    begin = resize_to(start_image, shape)
-                else:
-                    begin = np.clip(resize_to(result.image, shape, "bicubic"), 0.0, 1.0)
+                    begin = extend(resize_to(start_image, shape), pad)
+                else:  # the previous scale's picture, resized, with a new mirrored margin
+                    resize = resizer(scale["margin_before"], shape, pad)
+                    begin = np.clip(resize(scale["canvas"][None], "bicubic")[0].numpy(), 0.0, 1.0)
+                scale["canvas"] = begin  # until this scale's first step replaces it
                 result.scales.append({"size": size, "height": shape[0], "width": shape[1],
-                                      "first_step": result.steps + 1, "tile": tile})
-                objective = self.objective_for(shape)
+                                      "first_step": result.steps + 1, "tile": tile, "margin": pad})
+                objective = self.objective_for(canvas)
                 scale["masked"] = None
                 if mask is not None:
                     from nstcore.mask import MaskedObjective, mask_for
 
                     objective = scale["masked"] = MaskedObjective(
-                        objective, mask_for(mask, shape, content.shape[:2]), scaled_content[None])
+                        objective, extend(mask_for(mask, shape, content.shape[:2])[0], pad)[None],
+                        scaled_content[None])
                 with self.device_scope():
                     stepper = self._start(objective, tf.constant(begin[None]), state)
                     state = begin = None  # copied by the solver: 9 floats a pixel (moments, start)
@@ -339,15 +377,20 @@ class Engine:
                         for _ in range(per_scale[index]):
                             total, terms, evaluations = stepper.step()
                             if callback(stepper.image(), total, terms, evaluations) is False:
-                                return result
+                                raise _Stopped
                     except SolverStopped as stop:
                         if index == len(sizes) - 1:
+                            stepper.close()
                             raise
                         result.scales[-1]["stopped"] = stop.reason  # go on at the next size
+                    except BaseException:
+                        stepper.close()
+                        raise
                     clock["evaluations"] = result.evaluations
                     if index + 1 < len(sizes):
-                        next_shape = long_side_shape(*content.shape[:2], sizes[index + 1])
-                        state = stepper.carry(next_shape)
+                        state = stepper.carry(resizer(pad, *canvas_at(sizes[index + 1])))
+                    stepper.close()
+                    if index + 1 < len(sizes):
                         # this scale's variables, trace and tiles must not add to the next peak
                         stepper = objective = scale["masked"] = None
                         release_freed_memory()
@@ -358,6 +401,9 @@ class Engine:
         except KeyboardInterrupt:
             result.stopped = "interrupted"
             result.message = f"interrupted after {result.steps} step(s)"
+        except _Stopped:  # the callback said stop (a non-finite loss, or the caller's on_step)
+            pass
+        result.image = np.ascontiguousarray(result.image)
         return result
 
     def _start(self, objective: Any, image: Any, state: Any) -> Stepper:

@@ -1,6 +1,7 @@
 """Run progress on stderr: a live bar on a terminal, one plain line per step otherwise."""
 from __future__ import annotations
 
+import statistics
 import sys
 from typing import Any, Sequence, TextIO
 
@@ -15,20 +16,22 @@ def format_seconds(seconds: float) -> str:
 class Progress:
     """Shows step, loss, seconds per step and ETA.
 
-    The ETA assumes a step's time grows with the pixels of its scale (a pyramid's 4096-px steps
-    take about 1000 times its 128-px ones): it takes the median seconds per pixel of the current
-    scale's steps after its first (which traces and computes targets) and prices every step left
-    at its own scale's size. ``schedule`` gives (long side, steps) per scale; without it, one scale.
+    The ETA prices every step left at its own scale: a step's time is modelled as a fixed part
+    plus a part per pixel, fitted to the median step time of each scale seen so far (one scale:
+    proportional to its pixels), and each scale still to start adds the extra its first step took
+    (tracing, targets) over its median. ``schedule`` gives (long side, steps, pixels per step) per
+    scale; pixels default to the long side squared. Without it, one scale.
     """
 
     def __init__(self, steps: int, *, quiet: bool = False, stream: TextIO | None = None,
-                 schedule: Sequence[tuple[int, int]] | None = None) -> None:
+                 schedule: Sequence[tuple[int, ...]] | None = None) -> None:
         self.steps = steps
         self.quiet = quiet
         self.stream = stream or sys.stderr
-        self.schedule = list(schedule or [(0, steps)])
-        self._rates: list[float] = []  # seconds per pixel-unit, current scale, first step left out
-        self._size: int | None = None
+        self.schedule = [(entry[0], entry[1], entry[2] if len(entry) > 2 else float(entry[0] or 1) ** 2)
+                         for entry in (schedule or [(0, steps)])]
+        self._scale = -1  # index into the schedule of the scale now running
+        self._seen: dict[int, list[float]] = {}  # scale index -> its step times, first one first
         self._bar: Any = None
         self._task: Any = None
         if not quiet and self.stream.isatty():
@@ -41,31 +44,61 @@ class Progress:
             self._task = self._bar.add_task("run", total=steps, status="tracing the graph...")
             self._bar.start()
 
-    def _cost(self, size: int) -> float:
-        return float(size * size) if size else 1.0
-
-    def _observe(self, seconds: float, size: int) -> None:
-        if size != self._size:  # a new scale: its first step traces; start its rates afresh
-            self._size, self._rates = size, []
-            return
-        self._rates.append(seconds / self._cost(size))
-
-    def eta(self, step: int) -> float | None:
-        if not self._rates:
-            return None
-        rate = sorted(self._rates)[len(self._rates) // 2]
-        left, done = 0.0, 0
-        for size, count in self.schedule:
-            remaining = min(count, max(0, done + count - step))
-            left += remaining * self._cost(size or (self._size or 0))
+    def _scale_of(self, step: int) -> int:
+        """The scale a step belongs to by the schedule (when its size does not say)."""
+        done = 0
+        for index, (_, count, _) in enumerate(self.schedule):
             done += count
-        return rate * left
+            if step <= done:
+                return index
+        return len(self.schedule) - 1
+
+    def _model(self) -> tuple[float, float] | None:
+        """(seconds per step at zero pixels, seconds per pixel) from the scales seen."""
+        points = [(self.schedule[i][2], statistics.median(times[1:]))
+                  for i, times in sorted(self._seen.items()) if len(times) > 1]
+        if not points:
+            return None
+        if len(points) == 1 or len({p for p, _ in points}) == 1:
+            pixels, seconds = points[-1]
+            return 0.0, seconds / pixels
+        xs, ys = [p for p, _ in points], [t for _, t in points]
+        mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
+        fixed = mean_y - slope * mean_x
+        if slope <= 0 or fixed < 0:  # noise: price by pixels through the largest scale seen
+            pixels, seconds = max(points)
+            return 0.0, seconds / pixels
+        return fixed, slope
+
+    def eta(self) -> float | None:
+        """Seconds left after the last step shown: the current scale's steps left, then each later
+        scale's steps and its first step's extra."""
+        model = self._model()
+        if model is None:
+            return None
+        fixed, per_pixel = model
+        extras = [times[0] - statistics.median(times[1:]) for times in self._seen.values() if len(times) > 1]
+        first_extra = max(0.0, statistics.fmean(extras)) if extras else 0.0
+        left = 0.0
+        for index, (_, count, pixels) in enumerate(self.schedule):
+            if index < self._scale:
+                continue
+            remaining = max(0, count - len(self._seen.get(index, [])))
+            left += remaining * (fixed + per_pixel * pixels)
+            if index > self._scale:
+                left += first_extra
+        return left
 
     def update(self, info: Any) -> None:
-        self._observe(info.seconds, getattr(info, "size", 0) or 0)
+        sizes = [size for size, _, _ in self.schedule]
+        size = getattr(info, "size", 0)
+        index = sizes.index(size) if size and size in sizes else self._scale_of(info.step)
+        self._seen.setdefault(index, []).append(info.seconds)
+        self._scale = index
         if self.quiet:
             return
-        eta = self.eta(info.step)
+        eta = self.eta()
         status = (f"loss {info.total:.4g}  {info.seconds:.2f} s/step"
                   f"  ETA {'...' if eta is None else format_seconds(eta)}")
         if self._bar is not None:

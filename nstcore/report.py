@@ -9,7 +9,7 @@ from typing import Any
 
 from nstcore.files import atomic_write
 
-PACKAGES = ("nstcore", "tensorflow", "tensorflow-probability", "keras", "tf-keras", "numpy",
+PACKAGES = ("nstcore", "tensorflow", "keras", "scipy", "numpy",
             "pillow", "pluggy")
 
 
@@ -41,6 +41,7 @@ def build_report(settings: dict[str, Any], result: Any, *, extractor: Any = None
         "timings": {
             "first_step_seconds": result.first_step_seconds,
             "median_step_seconds": result.median_step_seconds,
+            "per_scale": result.scale_timings(),
             "total_seconds": sum(result.step_seconds),
             "step_seconds": result.step_seconds,
         },

@@ -60,6 +60,8 @@ def plan_run(settings: Settings) -> Plan:
         for option in component.options:
             if option.keyword in settings.shorthands and option.name not in values:
                 values[option.name] = settings.shorthands[option.keyword]
+        for name, value in settings.preset_options(component.kind, component.name).items():
+            values.setdefault(name, value)  # under what the user gave
         return component.resolve_options(values)
 
     return Plan((extractor, given(extractor, settings.extractor_options)),
@@ -177,6 +179,18 @@ class PreparedRun:
     alpha: np.ndarray | None = None  # the content's alpha at the output's size
     icc_profile: bytes | None = None
 
+    def schedule(self) -> list[tuple[int, int, int]]:
+        """(long side, steps, pixels the solver optimises: the picture and its margin) per scale."""
+        from nstcore.imageio import long_side_shape
+        from nstcore.margin import canvas_shape, margin_at
+
+        rows = []
+        for size, steps in zip(self.sizes, self.steps):
+            shape = long_side_shape(*self.content.shape[:2], size)
+            height, width = canvas_shape(shape, margin_at(shape, self.settings.margin))
+            rows.append((size, steps, height * width))
+        return rows
+
     @property
     def style(self) -> Any:
         """The style image, or the list of them (what the engine takes)."""
@@ -193,7 +207,7 @@ class PreparedRun:
         result = self.engine.run(self.content, self.style, self.steps, init=self.init,
                                  on_step=step_hook, sizes=self.sizes,
                                  style_scale=self.settings.style_scale, blend=self.blend,
-                                 mask=self.mask)
+                                 mask=self.mask, margin=self.settings.margin)
         if self.colour_source is not None:
             from nstcore.color import recombine
 

@@ -18,7 +18,42 @@ DEFAULT_LOSSES = ("content", "gram", "tv")
 ROLE_WEIGHT = {"content": "content_weight", "style": "style_weight", "regularizer": "tv_weight"}
 ROLE_LAYERS = {"content": "content_layers", "style": "style_layers"}
 
+@dataclass(frozen=True)
+class Preset:
+    """A named set of ordinary options: run options (``run``) and the options of particular
+    plugin components (``components``, keyed ``"kind:name"``, applied only when the run uses that
+    component). A preset fills what the user did not give; every explicit option overrides it."""
+
+    name: str
+    help: str
+    run: Mapping[str, Any]
+    components: Mapping[str, Mapping[str, Any]]
+
+    def flags(self) -> str:
+        """The preset as the command-line flags it stands for."""
+        parts = [f"{flag_of(k)} {','.join(v) if isinstance(v, tuple) else v}" for k, v in self.run.items()]
+        for key, options in self.components.items():
+            kind, _, name = key.partition(":")
+            given = " ".join(f"{k}={v}" for k, v in options.items())
+            parts.append(f"[{kind} {name}: {given}]")
+        return " ".join(parts)
+
+
+#: ``--preset``: the TensorFlow tutorial's run exactly, for comparison and the parity tests.
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("tutorial", "the TensorFlow tutorial's run: one 512-px scale, 1000 Adam steps"
+           " (0.02/0.99/0.1), float32, zero padding (no margin), its losses, weights and layers",
+           run={"size": 512, "scales": "1", "steps": 1000, "optimizer": "adam", "margin": 0,
+                "losses": DEFAULT_LOSSES, "init": "content", "style_scale": 1.0},
+           components={"solver:adam": {"learning_rate": 0.02, "beta_1": 0.99, "beta_2": 0.999,
+                                       "epsilon": 0.1},
+                       "extractor:vgg19": {"precision": "float32", "pooling": "max"}}),
+)}
+
 RUN_OPTIONS: tuple[Option, ...] = (
+    Option("preset", str, None, "a named set of the options below (explicit options override"
+           " it): " + ", ".join(PRESETS) + "; none gives nstcore's defaults, which are not the"
+           " tutorial's", choices=tuple(PRESETS)),
     Option("optimizer", str, "adam", "solver plugin: adam, lbfgs or any registered"),
     Option("steps", int, 100, "solver steps", minimum=1),
     Option("size", int, 512, "long side of the output in pixels", minimum=16),
@@ -60,6 +95,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
            " or PX such as 512"),
     Option("memory_limit", float, None, "tile (with --tile off: refuse) runs estimated above"
            " this many GiB (default: available memory)", above=0),
+    Option("margin", int, 16, "px of free canvas optimised around the picture at every scale"
+           " and cropped away, so the network's border (zero padding) paints no band along the"
+           " picture's edges; 0: none, the tutorial's", minimum=0, maximum=256),
 )
 
 
@@ -91,11 +129,13 @@ def flag_of(name: str) -> str:
 
 
 class Settings:
-    """Every setting of a run; the defaults reproduce the TensorFlow tutorial's objective.
+    """Every setting of a run: what was given, else the preset's value, else the default.
 
     Keywords are the run options above, the four option maps (``solver_options={...}``, ...), and
     the shorthand keywords plugins declare (``weights=``, ``precision=``, ``xla=``), kept in
-    :attr:`shorthands` until the plugins are built. Values are converted and checked here.
+    :attr:`shorthands` until the plugins are built. A keyword given as None counts as not given.
+    Values are converted and checked here. The defaults are nstcore's; ``preset="tutorial"``
+    gives the TensorFlow tutorial's run.
     """
 
     def __init__(self, **values: Any) -> None:
@@ -113,9 +153,18 @@ class Settings:
             known = [*_BY_NAME, *_MAPS, *shorthand_keywords]
             raise InputError(f"unknown option {key!r}{did_you_mean(key, known)}"
                              f" (options: {', '.join(sorted(known))})")
+        try:
+            preset = Option.convert(_BY_NAME["preset"], values.get("preset"))
+        except OptionValueError as exc:
+            raise InputError(f"preset: {exc}") from None
+        chosen = PRESETS[preset].run if preset else {}
+        self._components = PRESETS[preset].components if preset else {}
         for option in RUN_OPTIONS:
+            value = values.get(option.name)
+            if value is None:
+                value = chosen.get(option.name, option.default)
             try:
-                setattr(self, option.name, option.convert(values.get(option.name, option.default)))
+                setattr(self, option.name, option.convert(value))
             except OptionValueError as exc:
                 raise InputError(f"{option.name}: {exc}") from None
         for option in MAP_OPTIONS:
@@ -142,6 +191,10 @@ class Settings:
                 flag = next(o.flag for o in MAP_OPTIONS if o.name == field)
                 raise InputError(f"{flag} names loss '{unknown[0]}', which is not in --losses"
                                  f" ({', '.join(self.losses)})")
+
+    def preset_options(self, kind: str, name: str) -> dict[str, Any]:
+        """The preset's options for the component ``name`` of ``kind`` (none without a preset)."""
+        return dict(self._components.get(f"{kind}:{name}", {}))
 
     def as_dict(self) -> dict[str, Any]:
         data = {option.name: getattr(self, option.name) for option in RUN_OPTIONS}

@@ -79,12 +79,20 @@ class Stepper(ABC):
     def image(self) -> Any:
         """The current image, a [1, h, w, 3] tensor in [0, 1]."""
 
-    def carry(self, shape: "tuple[int, int]") -> Any:
-        """State for the next, larger scale of a coarse-to-fine run, resized to ``shape`` (h, w).
+    def close(self) -> None:
+        """Release what the stepper holds beyond its memory (a worker thread, say); the engine
+        calls it when a scale is done with the stepper. Default: nothing to release."""
 
-        The engine passes it to ``Solver.start(objective, image, state=...)``. The default, None,
-        restarts the solver at each scale (right for L-BFGS, whose curvature pairs do not
-        resize); Adam carries its moment estimates.
+    def carry(self, resize: "Callable[[Any, str], Any]") -> Any:
+        """State for the next, larger scale of a coarse-to-fine run.
+
+        ``resize(tensor, method)`` maps a [1, h, w, c] tensor laid out like this scale's image to
+        the next scale's layout, interpolating with ``method`` (``bilinear`` or ``bicubic``): use it
+        for every per-pixel state, so the state stays aligned with the picture (the engine's
+        margin, :mod:`nstcore.margin`, is cropped and mirrored by it). The engine passes the
+        result to ``Solver.start(objective, image, state=...)``. The default, None, restarts the
+        solver at each scale (right for L-BFGS, whose curvature pairs do not resize); Adam carries
+        its moment estimates.
         """
         return None
 

@@ -160,33 +160,40 @@ def test_gate_fails_a_30_percent_slowdown_and_passes_the_real_engine(tmp_path, s
     assert bool(failures) == fails, report
 
 
-def test_time_to_quality_uses_the_tutorials_objective_and_its_saved_curve(tmp_path, monkeypatch):
+def test_time_to_quality_judges_the_objective_a_run_optimises_against_its_saved_curve(
+        tmp_path, monkeypatch):
     from nstcore.bench import bench_images
     from nstcore_benchmarks import quality
 
     monkeypatch.setattr(quality, "CURVES", tmp_path)
-    rows = quality.measure(32, ["defaults"], steps=8, timing_steps=3, cap=20.0)
-    row = rows[0]
-    assert row["reference_source"].startswith("run now (8 steps)")
+    rows = quality.measure(32, ["nomargin:margin=0;precision=float32", "defaults"], steps=8,
+                           timing_steps=3, cap=20.0)
+    plain, default = rows
+    assert plain["reference_source"].startswith("run now (8 steps)")
     curve = json.loads((tmp_path / "quality-curve-32px-8.json").read_text())
-    assert len(curve["values"]) == 8 and curve["values"][-1] == row["target"]
+    assert len(curve["values"]) == 8 and curve["values"][-1] == plain["target"]
     assert curve["values"][-1] < curve["values"][0]
-    # nstcore's objective at the final size is the tutorial's: the same value at the content image
+    # with no margin the judge is the tutorial's own objective: the same value at the photo
     tutorial = quality.Tutorial(32)
     content, _ = bench_images(32)
-    assert row["first_final_size_value"] == pytest.approx(tutorial.objective(content), rel=1e-4)
-    assert row["reached"] is not None and row["reached"]["value"] <= row["target"]
-    assert row["tutorial_value_of_last_image"] <= row["target"] * (1 + 1e-4)
-    assert row["ratio"] == pytest.approx(row["seconds_to_target"] / row["tutorial_seconds"])
-    assert row["default_steps"] == [100] and row["sizes"] == [32]
+    assert quality.Judge(32, 0)(content) == pytest.approx(tutorial.objective(content), rel=1e-5)
+    assert plain["first_final_size_value"] < tutorial.objective(content)  # one step taken
+    assert plain["reached"] is not None and plain["reached"]["value"] <= plain["target"]
+    assert plain["ratio"] == pytest.approx(plain["seconds_to_target"] / plain["tutorial_seconds"])
+    assert plain["default_steps"] == [100] and plain["sizes"] == [32]
+    # the defaults (16-px margin) are judged on their own objective, against the tutorial's
+    # procedure run on it (nstcore --preset tutorial --margin 16), saved as a curve of its own
+    margin_curve = json.loads((tmp_path / "quality-curve-32px-8-margin16.json").read_text())
+    assert default["margin"] == 16 and default["target"] == margin_curve["values"][-1]
+    assert margin_curve["values"][-1] < margin_curve["values"][0]
+    assert default["tutorial_step_seconds"] > 0
     # a second reference at this size reads the target from the saved curve, timing 3 steps now
     again = quality.reference(32, 8, 3, tutorial)
-    assert again["target"] == row["target"] and again["reference_source"].startswith("saved curve")
-    assert "not reached" not in quality.format_rows(rows)
+    assert again["target"] == plain["target"] and again["reference_source"].startswith("saved curve")
+    assert "not reached" not in quality.format_rows(rows[:1])
     # capped while still at a coarse scale: said so, and not judged at the wrong size
-    early = quality.time_to_target(96, 1.0, {"scales": "64,96", "steps": 2}, 0.0, quality.Tutorial(96))
-    assert early["sizes"] == [64, 96] and early["steps"] == 1
-    assert not early["final_size_reached"] and early["tutorial_value_of_last_image"] is None
+    early = quality.time_to_target(96, 1.0, {"scales": "64,96", "steps": 2}, 0.0, quality.Judge(96, 16))
+    assert early["sizes"] == [64, 96] and early["steps"] == 1 and not early["final_size_reached"]
     table = quality.format_rows([quality.row("defaults", again, 0.0, early)])
     assert "still at a coarser scale" in table and "not reached" in table
 

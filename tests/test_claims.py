@@ -47,28 +47,8 @@ def test_every_listed_output_format_round_trips(suffix, tmp_path):
 
 def test_xla_runs_and_gives_the_graph_modes_losses(tiny_pair, weights_path):
     content, style = tiny_pair
-    plain = nstcore.stylize(content, style, size=48, steps=3, weights=weights_path)
-    xla = nstcore.stylize(content, style, size=48, steps=3, weights=weights_path, xla=True)
+    plain = nstcore.stylize(content, style, size=48, steps=3, weights=weights_path, precision="float32")
+    xla = nstcore.stylize(content, style, size=48, steps=3, weights=weights_path, xla=True,
+                          precision="float32")
     np.testing.assert_allclose([r["total"] for r in xla.losses], [r["total"] for r in plain.losses],
                                rtol=1e-3)
-
-
-def _edge_ratios(image, content):
-    """How much each edge row/column changed, relative to the interior (top, bottom, left, right)."""
-    change = np.abs(image - content).mean(axis=2)
-    inner = change[6:-6, 6:-6].mean()
-    return [change[0].mean() / inner, change[-1].mean() / inner,
-            change[:, 0].mean() / inner, change[:, -1].mean() / inner]
-
-
-def test_edge_pad_stops_the_light_band_along_the_edges(tiny_pair, weights_path):
-    """README "Clean edges": with zero padding the style loss changes the edge pixels more than
-    the interior; a 16-px mirrored margin brings the edges back in line."""
-    content, style = tiny_pair
-    ratios = {}
-    for pad in (0, 16):
-        result = nstcore.stylize(content, style, size=64, steps=60, scales="1", seed=0,
-                                 weights=weights_path, edge_pad=pad)
-        ratios[pad] = float(np.mean(_edge_ratios(result.image, content)))
-    assert ratios[0] > 1.2  # the band: edges change clearly more than the interior
-    assert ratios[16] < 1.1 and ratios[16] < 0.85 * ratios[0]

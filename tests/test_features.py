@@ -17,7 +17,7 @@ from nstcore.testing import TinyVGG, tiny_images
 
 from conftest import CONTENT, STYLE
 
-RUN = dict(size=48, scales="1", steps=8)
+RUN = dict(size=48, scales="1", steps=8, precision="float32")  # exact comparisons: float32
 
 
 def tiny_run(weights_path, content=CONTENT, style=STYLE, **options):
@@ -413,6 +413,7 @@ def test_two_styles_and_a_mask_tile_exactly(weights_path, image_files, tmp_path,
         assert cli.main(["run", str(content), str(style), str(second), "--style-blend", "0.6,0.4",
                          "--losses", "content,gram,meanstd,tv", "--style-mask", str(mask), "--tile", tile,
                          "--size", "64", "--scales", "1", "--steps", "2", "--weights", weights_path,
+                         "--precision", "float32",  # exact up to float32 rounding
                          "--report", str(report), "-o", str(tmp_path / f"{tile}.png"), "-q"]) == 0
         data = json.loads(report.read_text())
         assert data["scales"][0]["tile"] == (None if tile == "off" else 32)

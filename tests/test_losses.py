@@ -43,7 +43,7 @@ def test_default_weights_and_layers_are_the_tutorials():
 
 def test_default_total_loss_equals_the_tutorials(tiny_pair, weights_path):
     content, style = tiny_pair
-    extractor = VGG19Extractor(weights=weights_path)
+    extractor = VGG19Extractor(weights=weights_path, precision="float32")
     losses = [ContentLoss(name="content"), GramStyleLoss(name="gram"), TotalVariationLoss(name="tv")]
     objective = Objective(extractor, losses)
     extractor.select(sorted({layer for loss in losses for layer in loss.layers},

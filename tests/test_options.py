@@ -28,8 +28,10 @@ ROWS = {
     "num_correction_pairs=-3": (["--optimizer", "lbfgs", "--solver-option", "num_correction_pairs=-3"],
                                 f"{LBFGS} option num_correction_pairs: must be a whole number >= 1,"
                                 " got '-3'"),
-    "first_step=0": (["--optimizer", "lbfgs", "--steps", "3", "--solver-option", "first_step=0"],
-                     f"{LBFGS} option first_step: must be a finite number > 0, got '0'"),
+    "max_line_search_iterations=0": (["--optimizer", "lbfgs", "--steps", "3", "--solver-option",
+                                      "max_line_search_iterations=0"],
+                                     f"{LBFGS} option max_line_search_iterations: must be a whole"
+                                     " number >= 1, got '0'"),
     "beta_1=1": (["--solver-option", "beta_1=1"],
                  f"{ADAM} option beta_1: must be a finite number >= 0 and < 1, got '1'"),
     "unknown key": (["--solver-option", "learnig_rate=0.1"],
@@ -84,8 +86,8 @@ def test_declared_values_reach_the_plugin_and_the_report(image_files, tmp_path, 
     plugins = json.loads(report.read_text())["plugins"]
     assert plugins["solver"]["options"] == {"learning_rate": 0.05, "beta_1": 0.9, "beta_2": 0.999,
                                             "epsilon": 0.1, "jit_compile": False}
-    assert plugins["extractor"]["options"] == {"weights": weights_path, "precision": "float32",
-                                               "edge_pad": 0, "pooling": "max"}
+    assert plugins["extractor"]["options"] == {"weights": weights_path, "precision": "auto",
+                                               "pooling": "max"}
 
 
 def test_option_declarations_convert_and_bound():
@@ -208,13 +210,58 @@ def test_lbfgs_reports_a_genuine_convergence(weights_path):
 
 
 @pytest.mark.parametrize("value,message", [
-    ("8", "option edge_pad: must be one of 0, 16, 32, 48, 64, got '8'"),
-    ("-16", "option edge_pad: must be one of 0, 16, 32, 48, 64, got '-16'"),
+    ("8.5", "margin: must be a whole number >= 0 and <= 256, got '8.5'"),
+    ("-16", "margin: must be a whole number >= 0 and <= 256, got '-16'"),
 ])
-def test_bad_edge_pad_is_one_line(image_files, tmp_path, capsys, weights_path, value, message):
+def test_bad_margin_is_one_line(image_files, tmp_path, capsys, weights_path, value, message):
     content, style = image_files
-    code = cli.main(["run", str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "32",
-                     "--edge-pad", value, "--weights", weights_path])
+    try:
+        code = cli.main(["run", str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "32",
+                         "--margin", value, "--weights", weights_path])
+    except SystemExit as exc:
+        code = exc.code
     assert code == 2 and not (tmp_path / "o.png").exists()
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("nstcore: error: ") and message in err[0]
+
+
+def test_preset_tutorial_is_the_tutorials_run_and_flags_override_it(image_files, tmp_path, weights_path):
+    content, style = image_files
+    report = tmp_path / "r.json"
+    assert cli.main(["run", str(content), str(style), "-o", str(tmp_path / "o.png"), "--preset",
+                     "tutorial", "--size", "32", "--steps", "2", "-q", "--weights", weights_path,
+                     "--report", str(report), "--solver-option", "beta_1=0.9"]) == 0
+    data = json.loads(report.read_text())
+    settings, plugins = data["settings"], data["plugins"]
+    assert settings["preset"] == "tutorial"
+    assert (settings["scales"], settings["margin"], settings["optimizer"]) == ("1", 0, "adam")
+    assert (settings["size"], settings["steps"]) == (32, 2)  # given: override the preset's 512, 1000
+    assert plugins["solver"]["options"] == {"learning_rate": 0.02, "beta_1": 0.9, "beta_2": 0.999,
+                                            "epsilon": 0.1, "jit_compile": False}
+    assert plugins["extractor"]["options"]["precision"] == "float32"
+    assert data["extractor"]["precision"] == "float32"
+    assert [s["margin"] for s in data["scales"]] == [0]
+
+
+def test_without_a_preset_the_defaults_are_nstcores_not_the_tutorials():
+    from nstcore.settings import PRESETS, Settings
+
+    defaults, tutorial = Settings(), Settings(preset="tutorial")
+    assert defaults.preset is None and tutorial.preset == "tutorial"
+    differing = {name for name in PRESETS["tutorial"].run
+                 if getattr(defaults, name) != getattr(tutorial, name)}
+    assert {"scales", "margin", "steps"} <= differing
+    assert Settings(preset="tutorial", margin=8).margin == 8
+    with pytest.raises(InputError, match="preset: must be one of tutorial, got 'tutoral'"):
+        Settings(preset="tutoral")
+
+
+def test_run_help_lists_each_preset_with_the_flags_it_stands_for(capsys):
+    from nstcore.settings import PRESETS
+
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    out = capsys.readouterr().out
+    for preset in PRESETS.values():
+        assert f"  {preset.name}: " in out
+    assert "--scales 1 --steps 1000 --optimizer adam --margin 0" in " ".join(out.split())

@@ -10,8 +10,9 @@ from nstcore_benchmarks.tutorial_reference import TutorialRun
 
 
 def _run(tiny_pair, weights_path, **options):
+    """The tutorial's run (one scale, float32, no margin) at 64 px, with ``options`` on top."""
     content, style = tiny_pair
-    return nstcore.stylize(content, style, size=64, weights=weights_path, **options)
+    return nstcore.stylize(content, style, size=64, weights=weights_path, preset="tutorial", **options)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])

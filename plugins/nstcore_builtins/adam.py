@@ -93,10 +93,10 @@ class _AdamStepper(Stepper):
     def image(self) -> tf.Tensor:
         return tf.convert_to_tensor(self.variable)
 
-    def carry(self, shape: tuple[int, int]) -> dict[str, Any]:
+    def carry(self, resize: Any) -> dict[str, Any]:
         """Adam's moments resized to the next scale (as crowsonkb/style-transfer-pytorch does):
         the first moment bicubically, the second bilinearly and kept non-negative; the step
         count carries over so the bias correction does not restart."""
-        m = tf.image.resize(self.optimizer._momentums[0], shape, method="bicubic")
-        v = tf.nn.relu(tf.image.resize(self.optimizer._velocities[0], shape, method="bilinear"))
+        m = resize(self.optimizer._momentums[0], "bicubic")
+        v = tf.nn.relu(resize(self.optimizer._velocities[0], "bilinear"))
         return {"m": m, "v": v, "iterations": int(self.optimizer.iterations.numpy())}

@@ -5,14 +5,12 @@ from nstcore.options import Option
 VGG19_OPTIONS = (
     Option("weights", "path", None, "Keras VGG19 no-top weights (.h5 / .weights.h5); default:"
            " found or fetched as `nstcore weights` says", flag="--weights"),
-    Option("precision", str, "float32", "convolution precision: float32 (the tutorial's), bfloat16"
-           " (1.8x faster on one CPU with AVX512-BF16, 7-11x slower on CPUs without native"
-           " bfloat16), or auto (bfloat16 only where native)",
+    Option("precision", str, "auto", "convolution precision: auto (bfloat16 where the hardware"
+           " computes it natively: a CPU with AVX512-BF16 or AMX, a GPU of compute capability"
+           " 8.0 or newer; else float32), float32 (the tutorial's), or bfloat16 (1.8x faster"
+           " per step on one CPU with AVX512-BF16, 7-11x slower on CPUs without native"
+           " bfloat16)",
            choices=("float32", "bfloat16", "auto"), flag="--precision"),
-    Option("edge_pad", int, 0, "pixels of mirrored picture added around the image before the"
-           " network and cropped from its features, a multiple of 16: 0 is Keras's zero padding"
-           " (the tutorial's); 16 stops the style loss painting a light band along the edges",
-           choices=(0, 16, 32, 48, 64), flag="--edge-pad"),
     Option("pooling", str, "max", "pooling between VGG19's blocks: max (Keras's, the tutorial's)"
            " or avg (Gatys et al.'s: smoother pictures)", choices=("max", "avg"), flag="--pooling"),
 )

@@ -1,144 +1,158 @@
-"""L-BFGS through ``tfp.optimizer.lbfgs_minimize``, one iteration per step.
+"""L-BFGS-B from SciPy (``scipy.optimize.minimize(method="L-BFGS-B")``), one iteration per step.
 
-TFP's L-BFGS has no bounds, so the solver minimises the projected objective ``f(clip(x, 0, 1))``
-and returns ``clip(x, 0, 1)``: the image handed to the losses, the callback and the output is
-always in range. A pixel that overshoots the range gets zero gradient from ``f(clip(x))``, so
-on its own it would stay stuck at the bound for the rest of the run. After every accepted
-iteration the solver therefore projects the position onto [0, 1] (``x <- clip(x)``), which
-leaves the loss unchanged, and hands L-BFGS the gradient of ``f`` at that point, which it
-already computed in the last evaluation: free, and the pixel moves again when ``f`` pulls it
-back inside.
-The optimiser state is carried between steps with ``previous_optimizer_results``, so the
-curvature history survives while the engine gets a callback after every iteration.
+Why SciPy's: the pixels live in a box, [0, 1], and L-BFGS-B keeps them there by construction (its
+projected gradient and Cauchy point), where an unbounded L-BFGS needs a clipped objective and a
+pull back into the box. And its line search (More-Thuente) accepts the first trial step of most
+iterations: measured on nstcore's objective at 256 px (bfloat16, 16-px margin, 60 iterations
+from the photo), 63 loss evaluations against 179 for TensorFlow Probability's L-BFGS
+(Hager-Zhang line search), for the same loss (1.93e7 against 1.91e7): 31 s against 73 s. It
+needs only the objective's value and gradient as arrays, so it serves every backend alike.
+
+SciPy's minimiser runs its own loop; the stepper runs it in a worker thread and lets it go on one
+iteration per :meth:`step` (its callback waits for the next request), so the engine still gets
+a callback after every iteration. The loss and its gradient are computed by a traced
+``tf.function`` (once per image shape), called from that thread.
 """
 from __future__ import annotations
 
+import queue
+import threading
+import weakref
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from nstcore.solver import Objective, Solver, SolverStopped, Stepper
 
+#: SciPy's status 0: converged (its gradient or relative-reduction test); anything else is a stop
+#: that is not a success (its line search found no lower loss).
+CONVERGED = 0
+
 
 class LBFGS(Solver):
-    def __init__(self, num_correction_pairs: int = 10, max_line_search_iterations: int = 50,
-                 first_step: float = 0.05, jit_compile: bool = False) -> None:
-        self.options = dict(num_correction_pairs=num_correction_pairs, tolerance=0.0,
-                            f_relative_tolerance=0.0, x_tolerance=0.0,
-                            max_line_search_iterations=max_line_search_iterations)
-        self.first_step = first_step
+    """Bounded L-BFGS on the pixels; ``num_correction_pairs`` curvature pairs kept (SciPy's
+    ``maxcor``), ``max_line_search_iterations`` loss evaluations per line search (``maxls``)."""
+
+    def __init__(self, num_correction_pairs: int = 10, max_line_search_iterations: int = 20,
+                 jit_compile: bool = False) -> None:
+        self.options = {"maxcor": num_correction_pairs, "maxls": max_line_search_iterations}
         self.jit_compile = jit_compile
 
-    def start(self, objective: Objective, image: Any) -> Stepper:
-        return _LBFGSStepper(self, objective, tf.convert_to_tensor(image, dtype=tf.float32))
+    def start(self, objective: Objective, image: Any, state: Any = None) -> Stepper:
+        """``state`` is ignored: curvature pairs do not resize, so each scale starts afresh."""
+        return _LBFGSStepper(objective, tf.convert_to_tensor(image, tf.float32), self.options,
+                             self.jit_compile)
+
+
+class _Channel:
+    """Requests from the stepper to SciPy's loop, and what each iteration gives back."""
+
+    def __init__(self) -> None:
+        self.requests: queue.Queue = queue.Queue()
+        self.results: queue.Queue = queue.Queue()
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.requests.put("stop")
 
 
 class _LBFGSStepper(Stepper):
-    def __init__(self, solver: LBFGS, objective: Objective, image: tf.Tensor) -> None:
-        shape = image.shape
-        options = solver.options
+    def __init__(self, objective: Objective, image: tf.Tensor, options: dict[str, Any],
+                 jit_compile: bool) -> None:
+        shape = tuple(image.shape)
+        variable = tf.Variable(image, name="lbfgs_image")
+        self.shape = shape
+        self.evaluations = 0
+        self._x = np.clip(image.numpy().astype(np.float64).ravel(), 0.0, 1.0)
+        self._last: dict[str, Any] = {}  # the newest evaluation: x, total, terms
 
-        def project(x: tf.Tensor) -> tf.Tensor:
-            return tf.clip_by_value(tf.reshape(x, shape), 0.0, 1.0)
-
-        # TFP's first line search starts at a step of 1 along -gradient, far too long for a loss
-        # of order 1e9; ``scale`` (set below) makes that step move the most-pushed pixel by
-        # ``first_step``. L-BFGS is scale-invariant after its first iteration.
-        scale = tf.Variable(1.0, dtype=tf.float32)
-        # The last evaluation (scaled value, unscaled total and terms), so a step can report the
-        # accepted point's terms without another forward pass.
-        last_scaled = tf.Variable(0.0, dtype=tf.float32)
-        last_total = tf.Variable(0.0, dtype=tf.float32)
-        last_terms = {k: tf.Variable(0.0, dtype=tf.float32) for k in objective.term_names}
-        # The last evaluation's gradient w.r.t. the clipped image (not masked outside the range):
-        # the gradient at the projected position.
-        last_image_gradient = tf.Variable(tf.zeros([int(tf.size(image))]), dtype=tf.float32)
-
-        @tf.function(jit_compile=solver.jit_compile)
-        def value_and_gradient(x: tf.Tensor):
-            clipped = project(x)
+        @tf.function(jit_compile=jit_compile)
+        def value_and_gradient():
             with tf.GradientTape() as tape:
-                tape.watch(clipped)
-                total, terms = objective(clipped)
-            image_gradient = tf.reshape(tape.gradient(total, clipped), [-1]) * scale
-            scaled = total * scale
-            last_scaled.assign(scaled)
-            last_total.assign(total)
-            last_image_gradient.assign(image_gradient)
-            for key, value in terms.items():
-                last_terms[key].assign(value)
-            inside = tf.cast((x >= 0.0) & (x <= 1.0), tf.float32)
-            return scaled, image_gradient * inside
+                total, terms = objective(variable)
+            return total, terms, tape.gradient(total, variable)
 
-        @tf.function
-        def resume(previous, max_iterations: tf.Tensor):
-            return tfp.optimizer.lbfgs_minimize(value_and_gradient, initial_position=None,
-                                                previous_optimizer_results=previous,
-                                                max_iterations=max_iterations, **options)
+        terms_here = tf.function(lambda: objective(variable))
+        last, counter = self._last, self
 
-        # Zero iterations: just the initial evaluation, eagerly, so only ``resume`` is traced.
-        state = tfp.optimizer.lbfgs_minimize(value_and_gradient, initial_position=tf.reshape(image, [-1]),
-                                             max_iterations=0, **options)
-        largest = float(tf.reduce_max(tf.abs(state.objective_gradient)))
-        if largest > 0:
-            factor = solver.first_step / largest
-            scale.assign(factor)
-            last_scaled.assign(last_scaled * factor)
-            last_image_gradient.assign(last_image_gradient * factor)
-            state = state._replace(objective_value=state.objective_value * factor,
-                                   objective_gradient=state.objective_gradient * factor)
-        self.last = (last_scaled, last_total, last_terms)
-        self.last_image_gradient = last_image_gradient
-        self.state = self._projected(state)
-        self.project = project
-        self.resume = resume
-        self.terms_at = tf.function(lambda x: objective(project(x)))
+        def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
+            variable.assign(x.reshape(shape).astype(np.float32))
+            total, terms, gradient = value_and_gradient()
+            counter.evaluations += 1
+            last.update(x=x.copy(), total=total, terms=terms)
+            return float(total), gradient.numpy().astype(np.float64).ravel()
+
+        def value_at(x: np.ndarray) -> tuple[Any, Any]:
+            # only while SciPy's loop waits in its callback: nothing else uses the variable then
+            variable.assign(x.reshape(shape).astype(np.float32))
+            return terms_here()
+
+        self._value_at = value_at
+        self._channel = channel = _Channel()
+        self._thread = threading.Thread(target=_minimize, args=(evaluate, self._x.copy(), options,
+                                                                channel),
+                                        name="nstcore-lbfgs", daemon=True)
+        self._thread.start()
+        # a stepper dropped without close() still ends its thread (and frees SciPy's history)
+        weakref.finalize(self, channel.stop)
 
     def step(self):
-        previous = self.state
-        self._check_stopped(previous)
-        target = int(previous.num_iterations) + 1
-        self.state = state = self.resume(previous, tf.constant(target, dtype=tf.int32))
-        if int(state.num_iterations) < target:
-            self._check_stopped(state)
-            raise SolverStopped("L-BFGS made no further iteration", converged=False)
-        last_scaled, last_total, last_terms = self.last
-        if float(last_scaled.numpy()) == float(state.objective_value.numpy()):
-            total, terms = last_total.numpy(), {k: v.numpy() for k, v in last_terms.items()}
-            self.state = self._projected(state)
+        self._channel.requests.put("step")
+        while True:
+            try:
+                kind, *payload = self._channel.results.get(timeout=0.2)
+                break
+            except queue.Empty:  # short waits, so Ctrl-C reaches the main thread at once
+                if not self._thread.is_alive():
+                    raise SolverStopped("L-BFGS-B ended unexpectedly", converged=False) from None
+        if kind == "error":
+            raise payload[0]
+        if kind == "end":
+            status, message = payload
+            raise SolverStopped(_reason(status, message), converged=status == CONVERGED)
+        self._x = payload[0]
+        last = self._last
+        if last and np.array_equal(last["x"], self._x):  # the line search's last trial: usual
+            total, terms = last["total"], last["terms"]
         else:
-            total, terms = self.terms_at(state.position)
-        return total, terms, int(state.num_objective_evaluations)
-
-    def _projected(self, state: Any) -> Any:
-        """``state`` with its position clipped to [0, 1] and the gradient there, if any pixel was
-        outside. Only valid when the last evaluation was at ``state.position`` (the caller checks).
-        """
-        position = state.position
-        clipped = tf.clip_by_value(position, 0.0, 1.0)
-        if not bool(tf.reduce_any(clipped != position)):
-            return state
-        gradient = self.last_image_gradient.read_value()
-        # TFP judged convergence on the masked gradient, which is zero for pixels outside the
-        # range; at the projected point the gradient is the real one. The newest curvature pair
-        # (position and gradient change of the last iteration) is corrected to end there too.
-        converged = tf.logical_and(state.converged, tf.reduce_all(gradient == 0.0))
-        newest = tf.one_hot(tf.shape(state.position_deltas)[0] - 1, tf.shape(state.position_deltas)[0])
-        position_deltas = state.position_deltas + newest[:, None] * (clipped - position)[None]
-        gradient_deltas = state.gradient_deltas + newest[:, None] * (gradient - state.objective_gradient)[None]
-        if int(state.num_iterations) == 0:  # no pair yet: nothing to correct
-            position_deltas, gradient_deltas = state.position_deltas, state.gradient_deltas
-        return state._replace(position=clipped, objective_gradient=gradient, converged=converged,
-                              position_deltas=position_deltas, gradient_deltas=gradient_deltas)
-
-    @staticmethod
-    def _check_stopped(state: Any) -> None:
-        if bool(state.converged):
-            raise SolverStopped("converged: the gradient vanished or the loss stopped changing",
-                                converged=True)
-        if bool(state.failed):
-            raise SolverStopped("the line search found no lower loss", converged=False)
+            total, terms = self._value_at(self._x)
+        return total, terms, self.evaluations
 
     def image(self) -> tf.Tensor:
-        return self.project(self.state.position)
+        return tf.constant(self._x.reshape(self.shape).astype(np.float32))
+
+    def close(self) -> None:
+        """End SciPy's loop (its thread exits once its current evaluation returns)."""
+        self._channel.stop()
+        self._thread.join(timeout=10)
+
+
+def _minimize(evaluate: Any, x0: np.ndarray, options: dict[str, Any], channel: _Channel) -> None:
+    """SciPy's loop (in the worker thread): each iteration waits for the next request."""
+    from scipy.optimize import Bounds, minimize
+
+    def callback(intermediate_result: Any) -> None:
+        channel.results.put(("step", intermediate_result.x.copy()))
+        if channel.requests.get() == "stop":
+            raise StopIteration
+
+    try:
+        if channel.requests.get() == "stop":
+            return
+        result = minimize(evaluate, x0, jac=True, method="L-BFGS-B",
+                          bounds=Bounds(np.zeros(x0.size), np.ones(x0.size)), callback=callback,
+                          options={"maxiter": 2**31 - 1, "maxfun": 2**31 - 1, **options})
+        if not channel.stopped:
+            channel.results.put(("end", int(result.status), str(result.message)))
+    except BaseException as exc:  # the objective's error (a plugin's), handed to the stepper
+        channel.results.put(("error", exc))
+
+
+def _reason(status: int, message: str) -> str:
+    if status == CONVERGED:
+        return f"converged: {message.lower()}"
+    if "LNSRCH" in message.upper():
+        return "the line search found no lower loss"
+    return f"L-BFGS-B stopped: {message}"

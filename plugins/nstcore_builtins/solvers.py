@@ -14,9 +14,8 @@ ADAM_OPTIONS = (
 
 LBFGS_OPTIONS = (
     Option("num_correction_pairs", int, 10, "curvature pairs kept (history length)", minimum=1),
-    Option("max_line_search_iterations", int, 50, "line-search evaluations allowed per iteration",
+    Option("max_line_search_iterations", int, 20, "loss evaluations allowed per line search",
            minimum=1),
-    Option("first_step", float, 0.05, "largest pixel change of the first trial step", above=0),
     XLA,
 )
 
@@ -26,4 +25,4 @@ def register_solvers(register):
     register("adam", "nstcore_builtins.adam:Adam", options=ADAM_OPTIONS,
              description="Adam on the pixels, clipped to [0, 1] after every step (the tutorial's)")
     register("lbfgs", "nstcore_builtins.lbfgs:LBFGS", options=LBFGS_OPTIONS,
-             description="tfp.optimizer.lbfgs_minimize on f(clip(x)) plus a pull back into [0, 1]")
+             description="SciPy's L-BFGS-B: bounded to [0, 1], about one loss evaluation per step")

@@ -13,9 +13,6 @@ from nstcore.tiling import TileGeometry, conv_pool_geometry, vgg_network
 from nstcore_builtins.weights import VGG19_CONV_LAYERS, WeightsInfo, resolve, vgg19_floats_per_pixel
 
 PRECISIONS = ("float32", "bfloat16")
-#: ``edge_pad`` is cropped from every layer's features exactly when it is a multiple of the
-#: largest stride (block5: 16).
-EDGE_PAD_GRID = 16
 #: CPU flags (Linux /proc/cpuinfo) of instructions that compute in bfloat16 natively.
 NATIVE_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -90,17 +87,13 @@ class VGG19Extractor(FeatureExtractor):
 
     layers = tuple(name for name, _, _ in VGG19_CONV_LAYERS)
 
-    def __init__(self, weights: str | None = None, precision: str = "float32",
-                 fetch_if_missing: bool = True, edge_pad: int = 0, pooling: str = "max") -> None:
+    def __init__(self, weights: str | None = None, precision: str = "auto",
+                 fetch_if_missing: bool = True, pooling: str = "max") -> None:
         if pooling not in POOLINGS:
             raise InputError(f"unknown pooling '{pooling}' (choose from {', '.join(POOLINGS)})")
         self.pooling = pooling
         if precision not in PRECISIONS + ("auto",):
             raise InputError(f"unknown precision '{precision}' (choose from auto, {', '.join(PRECISIONS)})")
-        if edge_pad % EDGE_PAD_GRID:
-            raise InputError(f"edge_pad must be a multiple of {EDGE_PAD_GRID} (the deepest pooling"
-                             f" grid), got {edge_pad}")
-        self.edge_pad = edge_pad
         self.requested_precision = precision
         self.precision = resolve_precision(precision)
         self.weights_info: WeightsInfo = resolve(weights, fetch_if_missing=fetch_if_missing,
@@ -159,20 +152,9 @@ class VGG19Extractor(FeatureExtractor):
         if not self._params:
             raise RuntimeError("call select(layers) before extracting features")
         x = tf.cast(self.preprocess(image), self._params[0][1].dtype)
-        pad = self.edge_pad
-        if not pad:
-            return conv_stack(x, self._params, self.selected, self.pooling)
-        # Zero padding shows every layer a dark frame, and the style loss pushes the edge pixels
-        # to make texture against it (a light band). A mirrored margin lets the network see the
-        # picture continue; the margin's positions are cropped, so the losses see the image only.
-        x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="SYMMETRIC")
-        features = {}
-        for name, value in conv_stack(x, self._params, self.selected, self.pooling).items():
-            margin = pad // 2 ** (int(name[5]) - 1)
-            features[name] = value[:, margin:tf.shape(value)[1] - margin, margin:tf.shape(value)[2] - margin, :]
-        return features
+        return conv_stack(x, self._params, self.selected, self.pooling)
 
     def describe(self) -> dict[str, Any]:
         return {"weights": self.weights_info.as_dict(), "precision": self.precision,
-                "edge_pad": self.edge_pad, "pooling": self.pooling,
+                "pooling": self.pooling,
                 "requested_precision": self.requested_precision}
