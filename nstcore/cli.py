@@ -9,6 +9,7 @@ and a non-zero exit status; no output file is created unless the run produced it
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import signal
@@ -135,6 +136,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_shorthand_flags(batch, ("executor",), "executor_shorthand_")
     _add_run_options(batch, one_run=False)
 
+    serve = sub.add_parser("serve", help="a local web app: start runs from the browser, watch"
+                           " them form, see past results (needs nstcore[web])",
+                           description="Serve a page to upload a content image and styles, choose"
+                           " the main options, start runs (one at a time, the rest queued) and"
+                           " watch them; results and their reports go to --out-dir, whose earlier"
+                           " results the page shows too.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s;"
+                       " anything else exposes the page to the network)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0: a"
+                       " free one)")
+    serve.add_argument("--out-dir", default="nstcore-serve", metavar="DIR",
+                       help="where uploads, results and reports go (default: %(default)s)")
+    serve.add_argument("--executor", default="local", metavar="NAME",
+                       help="where runs execute: local (default: this process, steps shown as"
+                       " they happen), ray, or any registered")
+    serve.add_argument("--executor-option", dest="executor_options", type=_key_value,
+                       action="append", default=[], metavar="KEY=V",
+                       help="option of the executor (repeatable)")
+
     plot = sub.add_parser("plot", help="draw a run report's losses per step (needs nstcore[plot])",
                           description="Each weighted loss term and the total per step, log scale,"
                           " from a report written by `nstcore run --report FILE.json`.")
@@ -257,6 +277,9 @@ def _add_run_options(p: argparse.ArgumentParser, one_run: bool = True) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print each loss's value at the start image (weighted and not) and exit;"
                    " helps choose weights")
+    p.add_argument("--web", nargs="?", const="", metavar="[HOST:]PORT",
+                   help="watch the picture form in a browser: a local page (127.0.0.1 and a free"
+                   " port unless given; needs nstcore[web]); it stays after the run until Ctrl-C")
 
 
 #: Run options whose values have a shape of their own (the generic "NAME" would mislead).
@@ -298,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plugins(args)
         if args.command == "batch":
             return _batch(args)
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "plot":
             from nstcore.plot import check_plot_path, plot_losses, read_losses
 
@@ -382,11 +407,15 @@ def _run(args: argparse.Namespace, content: str, styles: list[str]) -> int:
 
         avoid = tuple(p for p in (content, *styles, output, report_path) if p is not None)
         plot_path = check_plot_path(args.plot, "--plot", avoid)
+    address = _web_address(args)
     prepared = prepare_run(settings, content, styles)
     progress = Progress(sum(prepared.steps), quiet=args.quiet, schedule=prepared.schedule())
+    page = _open_page(address, settings, prepared, content, styles) if address else None
 
     def on_step(info: Any) -> None:
         progress.update(info)
+        if page is not None:
+            page.step(info)
         if args.save_every and info.step % args.save_every == 0 and info.step < progress.steps:
             save_image(_snapshot_path(output, info.step), info.image)
 
@@ -412,6 +441,10 @@ def _run(args: argparse.Namespace, content: str, styles: list[str]) -> int:
     code = _report_end(result, output, terminated, started,
                        "".join(f", {name} {path}" for name, path in (("report", report_path),
                                                                      ("plot", plot_path)) if path))
+    if page is not None:
+        status = {0: "finished", EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "interrupted"}
+        page.finish(status.get(code, "failed"), result.message, output, result.image)
+        _linger(page)
     return code
 
 
@@ -440,6 +473,81 @@ def scale_summary(result: Any) -> str:
     """Steps and median seconds per step of each scale: '128 px 100 steps 0.061 s/step; ...'."""
     return "; ".join(f"{t['size']} px {t['steps']} steps {t['median_step_seconds']:.3f} s/step"
                      for t in result.scale_timings()) or "0 steps"
+
+
+# -- the web pages -------------------------------------------------------------------------------
+def _web_address(args: argparse.Namespace) -> tuple[str, int] | None:
+    """``--web [HOST:]PORT`` checked before any work (and the web extra with it), or None."""
+    if getattr(args, "web", None) is None:
+        return None
+    from nstcore.web import parse_address, require_web
+
+    require_web()
+    return parse_address(args.web)
+
+
+def _serve_at(app: Any, host: str, port: int, what: str) -> Any:
+    """Start ``app`` on host:port (a warning first when that is not loopback); the server."""
+    from nstcore.web import Server, exposure_warning
+
+    warning = exposure_warning(host)
+    if warning:
+        from nstcore.console import warn
+
+        warn(warning)
+    server = Server(app, host, port).start()
+    _info(f"{what} at {server.url}")
+    return server
+
+
+class _Page:
+    """``run --web``: the run's live state and the server showing it."""
+
+    def __init__(self, live: Any, server: Any) -> None:
+        self.live, self.server = live, server
+
+    def step(self, info: Any) -> None:
+        self.live.step(info)
+
+    def finish(self, status: str, message: str, output: Path, picture: Any) -> None:
+        self.live.finish(status, message, output if Path(output).is_file() else None, picture)
+
+
+def _open_page(address: tuple[str, int], settings: Any, prepared: Any, content: str,
+               styles: list[str]) -> _Page:
+    from nstcore.live import LiveRun
+    from nstcore.studio import new_run_id
+    from nstcore.web import live_app
+
+    inputs = {"content": str(content), **{f"style{i + 1}": str(s) for i, s in enumerate(styles)}}
+    live = LiveRun(new_run_id(), settings=json.loads(json.dumps(settings.as_dict(), default=str)),
+                   inputs=inputs, schedule=prepared.schedule(),
+                   title=f"{Path(content).name} x {', '.join(Path(s).name for s in styles)}")
+    server = _serve_at(live_app(live), *address, "watch the run")
+    live.start(prepared.schedule())
+    return _Page(live, server)
+
+
+def _linger(page: _Page) -> None:
+    """After the run: keep the page (final picture, download) until Ctrl-C or SIGTERM."""
+    _info(f"the run has ended; its page stays at {page.server.url} until Ctrl-C")
+    _wait_for_interrupt()
+    page.server.stop()
+
+
+def _wait_for_interrupt() -> None:
+    """Sleep until Ctrl-C or SIGTERM."""
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _dry_run(settings: Any, content: str, style: Any) -> int:
@@ -512,6 +620,27 @@ def build_executor(args: argparse.Namespace) -> Any:
                              f" ({', '.join(o.flag or o.name for o in component.options) or 'it has none'})")
         values.setdefault(option.name, value)
     return component.create(**component.resolve_options(values))
+
+
+# -- serve ---------------------------------------------------------------------------------------
+def _serve(args: argparse.Namespace) -> int:
+    from nstcore.web import require_web
+
+    require_web()
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port must be from 0 to 65535, got {args.port}")
+    from nstcore.plugins import get_plugin_manager
+    from nstcore.studio import Studio
+    from nstcore.web import serve_app
+
+    executor = build_executor(args)
+    studio = Studio(Path(args.out_dir), executor)
+    get_plugin_manager().register(studio, "nstcore-serve", distribution="nstcore",
+                                  source="nstcore serve: feeds each run's page")
+    server = _serve_at(serve_app(studio), args.host, args.port, "nstcore serve")
+    _wait_for_interrupt()
+    server.stop()
+    return 0
 
 
 # -- plugins -------------------------------------------------------------------------------------
