@@ -41,6 +41,7 @@ class StepInfo:
     image: Any  # the picture (without the margin), a [1, h, w, 3] float32 array in [0, 1]
     size: int = 0  # the long side of the scale this step ran at
     canvas: Any = None  # what the solver optimises: the picture and its margin, [1, H, W, 3]
+    setup_seconds: float = 0.0  # on a scale's first step: that scale's set-up (targets, start)
 
 
 @dataclass
@@ -79,8 +80,9 @@ class Result:
         return statistics.median(rest) if rest else None
 
     def scale_timings(self) -> list[dict[str, Any]]:
-        """Per scale that ran: its long side, steps taken, first step (tracing, targets) and the
-        median of its later steps (the first if it is the only one), in seconds."""
+        """Per scale that ran: its long side, steps taken, its set-up (targets at that size, the
+        solver's start), its first step and the median of its later steps (the first if it is
+        the only one), in seconds."""
         timings = []
         for index, scale in enumerate(self.scales):
             end = self.scales[index + 1]["first_step"] - 1 if index + 1 < len(self.scales) else self.steps
@@ -88,6 +90,7 @@ class Result:
             if not seconds:
                 continue
             timings.append({"size": scale["size"], "steps": len(seconds),
+                            "setup_seconds": scale.get("setup_seconds", 0.0),
                             "first_step_seconds": seconds[0],
                             "median_step_seconds": statistics.median(seconds[1:] or seconds),
                             "seconds": sum(seconds)})
@@ -327,9 +330,11 @@ class Engine:
             scale["canvas"] = array.copy()
             result.image = crop(scale["canvas"], scale["margin"])
             if on_step is not None:
+                first = result.scales[-1]["first_step"] == step
                 info = StepInfo(step, total_steps, total_value, values, seconds, now - clock["start"],
                                 result.evaluations, result.image[None], scale["size"],
-                                scale["canvas"][None])
+                                scale["canvas"][None],
+                                result.scales[-1].get("setup_seconds", 0.0) if first else 0.0)
                 if on_step(info) is False:
                     return False
             return True
@@ -340,6 +345,7 @@ class Engine:
                 scale["size"] = size
                 shape, pad = canvas_at(size)
                 scale["margin_before"], scale["margin"] = scale["margin"], pad
+                scale_started = time.perf_counter()
                 canvas = canvas_shape(shape, pad)
                 style_size = max(1, round(size * style_scale))
                 scaled_styles = [resize_to(image, long_side_shape(*image.shape[:2], style_size))
@@ -373,6 +379,9 @@ class Engine:
                 with self.device_scope():
                     stepper = self._start(objective, tf.constant(begin[None]), state)
                     state = begin = None  # copied by the solver: 9 floats a pixel (moments, start)
+                    # the scale's set-up (targets, the solver's start) is not its first step
+                    clock["last"] = time.perf_counter()
+                    result.scales[-1]["setup_seconds"] = clock["last"] - scale_started
                     try:
                         for _ in range(per_scale[index]):
                             total, terms, evaluations = stepper.step()

@@ -94,7 +94,8 @@ class Progress:
         sizes = [size for size, _, _ in self.schedule]
         size = getattr(info, "size", 0)
         index = sizes.index(size) if size and size in sizes else self._scale_of(info.step)
-        self._seen.setdefault(index, []).append(info.seconds)
+        # a scale's first step carries its set-up (targets, tracing): part of that scale's extra
+        self._seen.setdefault(index, []).append(info.seconds + getattr(info, "setup_seconds", 0.0))
         self._scale = index
         if self.quiet:
             return

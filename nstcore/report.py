@@ -42,7 +42,8 @@ def build_report(settings: dict[str, Any], result: Any, *, extractor: Any = None
             "first_step_seconds": result.first_step_seconds,
             "median_step_seconds": result.median_step_seconds,
             "per_scale": result.scale_timings(),
-            "total_seconds": sum(result.step_seconds),
+            "total_seconds": sum(result.step_seconds) + sum(s.get("setup_seconds", 0.0)
+                                                            for s in result.scales),
             "step_seconds": result.step_seconds,
         },
         "losses": result.losses,

@@ -54,6 +54,29 @@ def trace_key(objective: Any, image: Any) -> tuple:
     return (id(objective), shape, tuple(found))
 
 
+class TraceCache(dict):
+    """What a solver traced for an objective, kept for later runs (``nstcore batch``: no tracing
+    from job 2 on), by :func:`trace_key`, within a budget of image pixels: each entry keeps its
+    graph and per-pixel buffers alive. Only objectives that say ``reusable`` are kept (the
+    per-scale tiled and masked wrappers are new each time)."""
+
+    def __init__(self, pixels: int = 2048 * 2048) -> None:
+        super().__init__()
+        self.pixels = pixels
+
+    def keep(self, objective: Any, key: tuple, entry: Any) -> Any:
+        if getattr(objective, "reusable", False):
+            self[key] = entry
+            while sum(_pixels(k) for k in self) > self.pixels and len(self) > 1:
+                self.pop(next(iter(self)))
+        return entry
+
+
+def _pixels(key: tuple) -> int:
+    shape = key[1]
+    return int(shape[1] * shape[2]) if len(shape) >= 3 else 0
+
+
 class SolverStopped(Exception):
     """Raised by :meth:`Stepper.step` when the solver cannot take another step.
 

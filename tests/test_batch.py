@@ -202,7 +202,7 @@ def test_a_batch_traces_the_adam_step_once_and_gives_the_separate_runs_images(we
     photo = np.asarray(Image.open(CONTENT).convert("RGB").resize((40, 40)), np.float32) / 255
     second = photo[::-1, :, ::-1].copy()  # another picture of the same shape
     painting = np.asarray(Image.open(STYLE).convert("RGB").resize((48, 40)), np.float32) / 255
-    options = dict(size=32, scales="1", steps=3, weights=weights_path)
+    options = dict(size=32, scales="1", steps=3, weights=weights_path, optimizer="adam")
     engines: dict = {}
     batched = []
     for content in (photo, second):
@@ -211,6 +211,31 @@ def test_a_batch_traces_the_adam_step_once_and_gives_the_separate_runs_images(we
     solver = next(iter(engines.values())).solver
     assert len(solver._traced) == 1
     assert next(iter(solver._traced.values())).train_step.experimental_get_tracing_count() == 1
+    for content, result in zip((photo, second), batched):
+        alone = nstcore.stylize(content, painting, **options)
+        np.testing.assert_allclose(result.image, alone.image, atol=1e-6)
+        assert [r["total"] for r in result.losses] == pytest.approx([r["total"] for r in alone.losses], rel=1e-6)
+
+
+def test_a_batch_traces_the_lbfgs_loss_once_and_gives_the_separate_runs_images(weights_path):
+    """The default solver too: job 2 reuses job 1's traced loss and gradient."""
+    import nstcore
+    from nstcore.run import prepare_run
+    from nstcore.settings import Settings
+
+    photo = np.asarray(Image.open(CONTENT).convert("RGB").resize((40, 40)), np.float32) / 255
+    second = photo[::-1, :, ::-1].copy()
+    painting = np.asarray(Image.open(STYLE).convert("RGB").resize((48, 40)), np.float32) / 255
+    options = dict(size=32, scales="1", steps=3, weights=weights_path, optimizer="lbfgs",
+                   precision="float32")
+    engines: dict = {}
+    batched = []
+    for content in (photo, second):
+        prepared = prepare_run(Settings(**options), content, painting, engines=engines)
+        batched.append(prepared.execute())
+    solver = next(iter(engines.values())).solver
+    assert len(solver._traced) == 1
+    assert next(iter(solver._traced.values())).value_and_gradient.experimental_get_tracing_count() == 1
     for content, result in zip((photo, second), batched):
         alone = nstcore.stylize(content, painting, **options)
         np.testing.assert_allclose(result.image, alone.image, atol=1e-6)

@@ -180,7 +180,9 @@ def test_time_to_quality_judges_the_objective_a_run_optimises_against_its_saved_
     assert plain["first_final_size_value"] < tutorial.objective(content)  # one step taken
     assert plain["reached"] is not None and plain["reached"]["value"] <= plain["target"]
     assert plain["ratio"] == pytest.approx(plain["seconds_to_target"] / plain["tutorial_seconds"])
-    assert plain["default_steps"] == [100] and plain["sizes"] == [32]
+    from nstcore.settings import Settings
+
+    assert plain["default_steps"] == [Settings().steps] and plain["sizes"] == [32]
     # the defaults (16-px margin) are judged on their own objective, against the tutorial's
     # procedure run on it (nstcore --preset tutorial --margin 16), saved as a curve of its own
     margin_curve = json.loads((tmp_path / "quality-curve-32px-8-margin16.json").read_text())

@@ -19,11 +19,11 @@ ADAM = "solver 'adam' from plugin 'solvers' (nstcore 0.1.0)"
 LBFGS = "solver 'lbfgs' from plugin 'solvers' (nstcore 0.1.0)"
 
 ROWS = {
-    "learning_rate=abc": (["--solver-option", "learning_rate=abc"],
+    "learning_rate=abc": (["--optimizer", "adam", "--solver-option", "learning_rate=abc"],
                           f"{ADAM} option learning_rate: must be a finite number > 0, got 'abc'"),
-    "learning_rate=-1": (["--solver-option", "learning_rate=-1"],
+    "learning_rate=-1": (["--optimizer", "adam", "--solver-option", "learning_rate=-1"],
                          f"{ADAM} option learning_rate: must be a finite number > 0, got '-1'"),
-    "learning_rate=nan": (["--solver-option", "learning_rate=nan"],
+    "learning_rate=nan": (["--optimizer", "adam", "--solver-option", "learning_rate=nan"],
                           f"{ADAM} option learning_rate: must be a finite number > 0, got 'nan'"),
     "num_correction_pairs=-3": (["--optimizer", "lbfgs", "--solver-option", "num_correction_pairs=-3"],
                                 f"{LBFGS} option num_correction_pairs: must be a whole number >= 1,"
@@ -32,9 +32,9 @@ ROWS = {
                                       "max_line_search_iterations=0"],
                                      f"{LBFGS} option max_line_search_iterations: must be a whole"
                                      " number >= 1, got '0'"),
-    "beta_1=1": (["--solver-option", "beta_1=1"],
+    "beta_1=1": (["--optimizer", "adam", "--solver-option", "beta_1=1"],
                  f"{ADAM} option beta_1: must be a finite number >= 0 and < 1, got '1'"),
-    "unknown key": (["--solver-option", "learnig_rate=0.1"],
+    "unknown key": (["--optimizer", "adam", "--solver-option", "learnig_rate=0.1"],
                     f"{ADAM} has no option 'learnig_rate'; did you mean 'learning_rate'? (options:"
                     " beta_1, beta_2, epsilon, jit_compile, learning_rate)"),
     "extractor option": (["--extractor-option", "precision=float16"],
@@ -68,10 +68,10 @@ def test_bad_plugin_option_is_one_line_exit_2_and_nothing_written(case, image_fi
 
 def test_options_are_checked_before_any_image_is_read(tmp_path):
     with pytest.raises(InputError, match="option learning_rate: must be a finite number > 0"):
-        nstcore.stylize(tmp_path / "missing.png", tmp_path / "missing2.png",
+        nstcore.stylize(tmp_path / "missing.png", tmp_path / "missing2.png", optimizer="adam",
                         solver_options={"learning_rate": -1.0})
     with pytest.raises(InputError, match="has no option 'learnig_rate'; did you mean 'learning_rate'"):
-        nstcore.stylize(tmp_path / "missing.png", tmp_path / "missing2.png",
+        nstcore.stylize(tmp_path / "missing.png", tmp_path / "missing2.png", optimizer="adam",
                         solver_options={"learnig_rate": 0.1})
     with pytest.raises(InputError, match=r"unknown option 'stpes'; did you mean 'steps'\?"):
         nstcore.stylize(tmp_path / "missing.png", tmp_path / "missing2.png", stpes=3)
@@ -82,7 +82,8 @@ def test_declared_values_reach_the_plugin_and_the_report(image_files, tmp_path, 
     report = tmp_path / "r.json"
     assert cli.main(["run", str(content), str(style), "-o", str(tmp_path / "o.png"), "--size", "32",
                      "--steps", "2", "-q", "--weights", weights_path, "--report", str(report),
-                     "--solver-option", "learning_rate=0.05", "--solver-option", "beta_1=0.9"]) == 0
+                     "--optimizer", "adam", "--solver-option", "learning_rate=0.05",
+                     "--solver-option", "beta_1=0.9"]) == 0
     plugins = json.loads(report.read_text())["plugins"]
     assert plugins["solver"]["options"] == {"learning_rate": 0.05, "beta_1": 0.9, "beta_2": 0.999,
                                             "epsilon": 0.1, "jit_compile": False}

@@ -100,7 +100,7 @@ def test_nonfinite_loss_stops_with_a_message_and_keeps_the_last_finite_image(
     out, report = tmp_path / "out.png", tmp_path / "r.json"
     code = cli.main(["run", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "10",
                      "--losses", "content,gram,nanloss", "--report", str(report), "-q",
-                     "--weights", weights_path])
+                     "--weights", weights_path, "--optimizer", "adam"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3
     assert len(err) == 1 and "loss became nan at step 4" in err[0] and str(out) in err[0]
@@ -113,6 +113,22 @@ def test_nonfinite_loss_stops_with_a_message_and_keeps_the_last_finite_image(
     data = json.loads(report.read_text())
     assert data["status"] == "nonfinite" and data["steps_done"] == 4
     assert all(np.isfinite(row["total"]) for row in data["losses"][:3])
+
+
+def test_lbfgs_stops_on_a_nonfinite_loss_like_adam(image_files, tmp_path, capsys, weights_path):
+    """Its line search cannot recover from NaN: the run stops as nonfinite (exit 3), not as a
+    failed solver, and keeps the last finite picture."""
+    get_plugin_manager().register(NanPlugin(), "nan-plugin")
+    content, style = image_files
+    out, report = tmp_path / "out.png", tmp_path / "r.json"
+    code = cli.main(["run", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "10",
+                     "--losses", "content,gram,nanloss", "--report", str(report), "-q",
+                     "--weights", weights_path, "--optimizer", "lbfgs"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1 and "loss became nan at step" in err[0]
+    data = json.loads(report.read_text())
+    assert data["status"] == "nonfinite" and np.isfinite(data["losses"][0]["total"])
+    assert out.exists()
 
 
 class RaisesInsideLoss(Loss):

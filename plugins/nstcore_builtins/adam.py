@@ -6,7 +6,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from nstcore.solver import Objective, Solver, Stepper, trace_key
+from nstcore.solver import Objective, Solver, Stepper, TraceCache, trace_key
 
 
 #: Image pixels whose traced steppers Adam keeps for later runs: 2048 x 2048 (about 200 MB of
@@ -14,21 +14,16 @@ from nstcore.solver import Objective, Solver, Stepper, trace_key
 CACHED_PIXELS = 2048 * 2048
 
 
-def _pixels(key: tuple) -> int:
-    shape = key[1]
-    return int(shape[1] * shape[2]) if len(shape) >= 3 else 0
-
-
 class Adam(Solver):
-    """Defaults are the tutorial's: learning rate 0.02, beta_1 0.99, epsilon 0.1."""
+    """Adam as the TensorFlow tutorial uses it: learning rate 0.02, beta_1 0.99, epsilon 0.1."""
 
     def __init__(self, learning_rate: float = 0.02, beta_1: float = 0.99, beta_2: float = 0.999,
                  epsilon: float = 0.1, jit_compile: bool = False) -> None:
         self.options = dict(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
         self.jit_compile = jit_compile
-        #: traced steppers by nstcore.solver.trace_key: a later run with the same objective,
-        #: targets held in place and image shape restarts one instead of tracing again
-        self._traced: dict[tuple, _AdamStepper] = {}
+        #: traced steppers: a later run with the same objective, targets held in place and image
+        #: shape restarts one instead of tracing again
+        self._traced = TraceCache(CACHED_PIXELS)
 
     def start(self, objective: Objective, image: Any, state: dict[str, Any] | None = None) -> Stepper:
         key = trace_key(objective, image)
@@ -36,14 +31,9 @@ class Adam(Solver):
         if stepper is not None:
             stepper.restart(image, state)
             return stepper
-        stepper = _AdamStepper(objective, image, keras.optimizers.Adam(**self.options), self.jit_compile,
-                               state)
-        if getattr(objective, "reusable", False):
-            self._traced[key] = stepper
-            # bounded: each entry keeps its graph, image and moments alive (12 floats a pixel)
-            while sum(_pixels(k) for k in self._traced) > CACHED_PIXELS and len(self._traced) > 1:
-                self._traced.pop(next(iter(self._traced)))
-        return stepper
+        self._traced.pixels = CACHED_PIXELS
+        return self._traced.keep(objective, key, _AdamStepper(
+            objective, image, keras.optimizers.Adam(**self.options), self.jit_compile, state))
 
 
 class _AdamStepper(Stepper):

@@ -16,6 +16,8 @@ LBFGS_OPTIONS = (
     Option("num_correction_pairs", int, 10, "curvature pairs kept (history length)", minimum=1),
     Option("max_line_search_iterations", int, 20, "loss evaluations allowed per line search",
            minimum=1),
+    Option("first_step", float, 0.05, "largest pixel change of the first trial step (L-BFGS-B"
+           " would otherwise start with a step of unit length over the whole image)", above=0),
     XLA,
 )
 

@@ -1,0 +1,134 @@
+"""What a user gets from ``nstcore run C S -o out.png``: wall time in tutorial steps, the edges.
+
+For each content/style pair, ``nstcore run`` with every default (or with ``--preset`` and other
+flags given after ``--``) runs as a whole process, start-up included, as a user would time it;
+its report gives each scale's set-up, first step and median step. In the same run the
+TensorFlow tutorial's own train step is timed at the same size (its code, float32, median of
+``--tutorial-steps`` after a traced first one), so the run's cost is "wall seconds / tutorial
+step" on this machine. The picture's edges are measured as issue 22 defines them
+(:mod:`nstcore_benchmarks.edges`), with the noise floor texture alone gives inside the picture.
+
+    python -m nstcore_benchmarks.defaults --size 512 --pair astronaut.png:starry_night.jpg \\
+        --json benchmarks/results/DATE-CPU-defaults-512.json [-- --preset tutorial]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nstcore_benchmarks.batch import nstcore
+from nstcore_benchmarks.peer import cpu_name
+
+
+def cpu_flags() -> list[str]:
+    """The CPU flags that decide speed here (bfloat16, AVX-512, AVX2)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return sorted(f for f in flags if f in {"avx2", "fma", "avx512f", "avx512_bf16",
+                                                         "amx_bf16", "amx_tile"})
+    except OSError:
+        pass
+    return []
+
+
+def tutorial_step_seconds(size: int, steps: int) -> float:
+    """Median seconds of the tutorial's own Adam step at ``size`` (astronaut x Starry Night)."""
+    from nstcore.bench import BenchDevice, tutorial_target
+
+    target = tutorial_target(size, BenchDevice("cpu", "/CPU:0"), "graph")
+    target.step()  # traces
+    seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        target.step()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+def run_default(content: str, style: str, size: int, extra: list[str], out: Path) -> dict[str, Any]:
+    """``nstcore run content style -o out --size N *extra`` as a process: wall time, peak RSS,
+    the report's per-scale timings and the picture's edges."""
+    from nstcore_benchmarks.edges import measure
+
+    report = out.with_suffix(".json")
+    command = [nstcore(), "run", content, style, "-o", str(out), "--size", str(size), "-q",
+               "--report", str(report), *extra]
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()
+    code = os.waitstatus_to_exitcode(status)
+    row = {"content": Path(content).name, "style": Path(style).name, "size": size,
+           "command": "nstcore run " + " ".join([Path(content).name, Path(style).name, "-o",
+                                                 out.name, "--size", str(size), *extra]),
+           "exit": code, "wall_seconds": round(wall, 2),
+           "peak_rss_gib": round(usage.ru_maxrss / 2**20, 3)}  # Linux: kilobytes
+    if code != 0:
+        row["error"] = (stderr.strip().splitlines() or [""])[-1]
+        return row
+    data = json.loads(report.read_text())
+    row["closing_line"] = stdout.strip()
+    row["scales"] = data["timings"]["per_scale"]
+    row["optimizer"] = data["settings"]["optimizer"]
+    row["precision"] = data["extractor"].get("precision")
+    row["margin"] = data["settings"]["margin"]
+    edges = measure(str(out), content)
+    row["extra_edge_steps"] = edges["extra"]
+    row["interior_noise"] = edges["interior"]
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(prog="python -m nstcore_benchmarks.defaults",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--pair", action="append", required=True, metavar="CONTENT:STYLE",
+                        help="image files (repeatable); relative names are looked up in"
+                        " nstcore/assets")
+    parser.add_argument("--tutorial-steps", type=int, default=5)
+    parser.add_argument("--keep", metavar="DIR", help="keep the pictures (and reports) here")
+    parser.add_argument("--json", required=True, help="write the result here")
+    args = parser.parse_args(argv)
+    from nstcore.files import atomic_write_bytes
+    from nstcore.run import asset
+    from nstcore.tfload import load_tensorflow
+
+    def locate(name: str) -> str:
+        return name if Path(name).exists() else str(asset(name))
+
+    keep = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="nstcore-defaults-"))
+    keep.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for pair in args.pair:
+        content, _, style = pair.partition(":")
+        out = keep / f"{Path(content).stem}__{Path(style).stem}-{args.size}.png"
+        rows.append(run_default(locate(content), locate(style), args.size, extra, out))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    load_tensorflow()
+    tutorial = tutorial_step_seconds(args.size, args.tutorial_steps)
+    for row in rows:
+        row["tutorial_step_seconds"] = round(tutorial, 3)
+        row["cost_in_tutorial_steps"] = round(row["wall_seconds"] / tutorial, 1)
+    result = {"benchmark": "defaults", "cpu": cpu_name(), "cpu_flags": cpu_flags(),
+              "date": time.strftime("%Y-%m-%d"), "size": args.size, "flags": extra, "rows": rows}
+    atomic_write_bytes(Path(args.json), (json.dumps(result, indent=1) + "\n").encode())
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
