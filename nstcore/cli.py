@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nstcore import __version__
-from nstcore.errors import InputError, NstError
+from nstcore.errors import InputError, NstError, one_line
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM
@@ -344,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     except NstError as exc:
-        _error(str(exc))
+        _error(one_line(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         _error("interrupted before the first step; nothing was written")

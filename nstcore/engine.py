@@ -21,10 +21,11 @@ from nstcore.tfload import load_tensorflow
 load_tensorflow()  # quietly, before the plain import below would print TensorFlow's start-up noise
 import tensorflow as tf  # noqa: E402
 
-from nstcore.errors import InputError, PluginError  # noqa: E402
+from nstcore.errors import InputError, PluginError, one_line  # noqa: E402
 from nstcore.extractor import FeatureExtractor  # noqa: E402
-from nstcore.loss import Loss  # noqa: E402
+from nstcore.loss import HoldError, Loss  # noqa: E402
 from nstcore.solver import Solver, SolverStopped, Stepper  # noqa: E402
+from nstcore.options import did_you_mean  # noqa: E402
 
 
 @dataclass
@@ -134,8 +135,10 @@ class Objective:
             value = tf.cast(loss(features, image), tf.float32)
         except Exception as exc:
             origin = self.origins.get(loss.name, type(loss).__module__)
+            hint = ("; a loss runs inside tf.function: no .numpy(), no Python if/for on tensor"
+                    " values (nstcore.testing.check_loss finds these)") if tf.inside_function() else ""
             raise PluginError(f"loss '{loss.name}' from plugin {origin} failed:"
-                              f" {type(exc).__name__}: {exc}") from exc
+                              f" {type(exc).__name__}: {one_line(exc)}{hint}") from exc
         if value.shape.rank != 0:
             raise PluginError(f"loss '{loss.name}' from plugin {self.origins.get(loss.name, '?')}"
                               f" returned shape {value.shape.as_list()}, not a scalar;"
@@ -172,7 +175,8 @@ class Engine:
                 origin = self.objective.origins.get(loss.name)
                 asked = f"loss '{loss.name}'" + (f" from plugin {origin}" if origin else "")
                 raise InputError(f"unknown layer {', '.join(unknown)} asked for by {asked}"
-                                 f" (layers: {', '.join(self.extractor.layers)})")
+                                 f" (layers: {', '.join(self.extractor.layers)})"
+                                 + did_you_mean(unknown[0], self.extractor.layers))
         wanted = {name for loss in self.losses for name in loss.layers}
         return [name for name in self.extractor.layers if name in wanted]
 
@@ -219,8 +223,13 @@ class Engine:
                 style_features = [self.features(image) for image in styles]
             else:
                 content_features, style_features = {}, [{} for _ in styles]
-            self.objective.losses = prepare_losses(self.losses, content_features, style_features,
-                                                   blend)
+            try:
+                self.objective.losses = prepare_losses(self.losses, content_features,
+                                                       style_features, blend)
+            except HoldError as exc:
+                raise PluginError(f"loss '{exc.loss}' from plugin"
+                                  f" {self.objective.origins.get(exc.loss, '?')}: {exc.detail}"
+                                  ) from exc
 
     def start(self, content: np.ndarray, style: Any, init: np.ndarray | None = None) -> Any:
         """Prepare and return the solver's stepper (the benchmarks time its ``step()``).
@@ -235,12 +244,25 @@ class Engine:
                       blend: Sequence[float] | None = None) -> list[dict[str, Any]]:
         """Each loss at the start image: unweighted value, weight, weighted value (``--dry-run``).
 
+        Computed as a run's step computes it (traced by ``tf.function``, with the gradient), so
+        a loss that works eagerly but not in a run fails here too.
+
         Terms of very different size mean one dominates the objective: compare the weighted
         column to choose weights.
         """
         start = tf.constant(self._begin(content, style, init, blend))
+        objective = self.objective_for(start.shape[1:3])
+
+        @tf.function
+        def value_and_gradient(image: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+            # traced, with the gradient, as a solver's step is: what fails in a run fails here
+            with tf.GradientTape() as tape:
+                tape.watch(image)
+                total, terms = objective(image)
+            return terms, tape.gradient(total, image)
+
         with self.device_scope():
-            _, terms = self.objective_for(start.shape[1:3])(start)
+            terms, _ = value_and_gradient(start)
         rows = []
         for loss in self.losses:
             weighted = float(terms[loss.name])

@@ -29,3 +29,15 @@ class PluginError(NstError):
 
 class ResourceError(NstError):
     """The requested work does not fit the machine (memory, device)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message as one line, without the trace TensorFlow puts in front of errors
+    raised while it traces a function ("in user code: File ..."): the real message is its last
+    line."""
+    text = str(exc).strip()
+    if text.startswith("in user code:"):
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        name, colon, rest = lines[-1].partition(": ")
+        text = rest if colon and name.rsplit(".", 1)[-1] == type(exc).__name__ else lines[-1]
+    return " ".join(text.split())

@@ -4,9 +4,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping, Sequence
 
+from nstcore.errors import PluginError
 from nstcore.extractor import Features
 
 ROLES = ("content", "style", "regularizer")
+
+
+class HoldError(PluginError):
+    """A loss passed :meth:`Loss.hold` something other than name -> one tensor; the engine adds
+    the plugin's name to the message."""
+
+    def __init__(self, loss: str, detail: str) -> None:
+        super().__init__(f"loss '{loss}': {detail}")
+        self.loss, self.detail = loss, detail
 
 
 class Loss(ABC):
@@ -48,13 +58,24 @@ class Loss(ABC):
         return tf.add_n([term * (self.layer_weights[n] / total) for n, term in zip(self.layers, terms)])
 
     def hold(self, values: Mapping[str, Any], held: Mapping[str, Any] | None) -> dict[str, Any]:
-        """``values`` (name -> tensor) kept in ``tf.Variable`` s: ``held`` (what the last call
-        returned) is assigned in place where names and shapes match, so a solver can reuse a
-        step it traced for an earlier run (``nstcore batch``: no tracing from job 2 on)."""
+        """``values`` (name -> one tensor each) kept in ``tf.Variable`` s: ``held`` (what the
+        last call returned) is assigned in place where names and shapes match, so a solver can
+        reuse a step it traced for an earlier run (``nstcore batch``: no tracing from job 2 on).
+
+        A tuple or list under one name is refused (:class:`HoldError`): it would be stacked into
+        one variable and fail later inside the traced step; hold each tensor by its own name."""
         import tensorflow as tf
 
+        if not isinstance(values, Mapping):
+            raise HoldError(self.name, f"hold() takes a dict of name -> tensor, got a"
+                            f" {type(values).__name__}: e.g. self.hold({{'target': t}}, held)")
         kept = {}
         for name, value in values.items():
+            if isinstance(value, (tuple, list, dict)):
+                parts = ", ".join(f"'{name}_{i}': ..." for i in range(min(len(value), 3)))
+                raise HoldError(self.name, f"hold() keeps one tensor per name, but '{name}' is a"
+                                f" {type(value).__name__} of {len(value)}: hold each under its own"
+                                f" name ({{{parts}}}) and read them back by name")
             old = held.get(name) if held else None
             value = tf.convert_to_tensor(value)
             if isinstance(old, tf.Variable) and old.shape == value.shape and old.dtype == value.dtype:

@@ -128,6 +128,10 @@ class Option:
             if not names:
                 raise OptionValueError("needs at least one name")
             return names
+        if self.type is str and isinstance(value, (list, tuple)) and value and all(
+                isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in value):
+            # from Python, a list is the natural form of a comma list: [0.7, 0.3] is "0.7,0.3"
+            return ",".join(_fmt(v) if isinstance(v, float) else str(v) for v in value)
         if not isinstance(value, str) and not hasattr(value, "__fspath__"):
             raise bad
         text = str(value)

@@ -190,12 +190,23 @@ class PluginManager:
 
     def load_entry_points(self) -> None:
         only_own = os.environ.get(NO_AUTOLOAD_ENV, "") not in ("", "0")
-        for ep in md.entry_points(group=GROUP):
+        found = md.entry_points(group=GROUP)
+        # nstcore's own first: the built-ins keep their names whatever else is installed
+        for ep in sorted(found, key=lambda ep: (ep.dist.name if ep.dist else "") != OWN_DIST):
             dist = ep.dist.name if ep.dist else "(unknown)"
             if only_own and dist != OWN_DIST:
                 continue
-            if ep.name in disabled_names() or self.pm.has_plugin(ep.name):
+            if ep.name in disabled_names():
                 continue
+            name = ep.name
+            if self.pm.has_plugin(name):
+                if self.info[name].distribution == dist:
+                    continue  # loaded already
+                # another distribution's entry point of the same name (two packages may both
+                # call theirs "losses"): both load, this one under a name that says whose it is
+                name = f"{dist}:{ep.name}"
+                if self.pm.has_plugin(name) or name in disabled_names():
+                    continue
             version = ep.dist.version if ep.dist else ""
             try:
                 plugin = ep.load()
@@ -203,7 +214,7 @@ class PluginManager:
                 warn(f"plugin '{ep.name}' ({dist} {version}) failed to import and was skipped:"
                      f" {type(exc).__name__}: {exc}")
                 continue
-            self.register(plugin, ep.name, distribution=dist, version=version, source=ep.value)
+            self.register(plugin, name, distribution=dist, version=version, source=ep.value)
 
     def load_env_modules(self) -> None:
         for module_name in filter(None, (m.strip() for m in os.environ.get(EXTRA_ENV, "").split(","))):

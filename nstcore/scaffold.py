@@ -74,7 +74,8 @@ from {package}.loss import {cls}
 
 
 def test_honours_the_loss_contract():
-    check_loss({cls})
+    # the name you register must be free; `pytest -s` prints which checks ran (and any skipped)
+    print("\\n".join(check_loss({cls}, name="{name}")))
 
 
 def test_found_through_its_entry_point(nstcore_plugins):

@@ -13,9 +13,6 @@ class Objective(Protocol):
     def __call__(self, image: Any) -> "tuple[Any, Mapping[str, Any]]": ...
 
 
-#: ``callback(step, image, total, terms, evaluations) -> bool``; returning False stops the run.
-StepCallback = Callable[[int, Any, Any, Mapping[str, Any], int], bool]
-
 #: What one step reports: (total, {term: value}, objective evaluations so far).
 StepOutput = "tuple[Any, Mapping[str, Any], int]"
 
@@ -121,29 +118,16 @@ class Stepper(ABC):
 
 
 class Solver(ABC):
-    """Builds a :class:`Stepper`; :meth:`minimize` runs it with a callback after every step.
+    """Builds a :class:`Stepper` for each scale; the engine steps it and reports every step.
 
     ``total``/``terms`` describe the image the step started from for first-order solvers (as in
     the TensorFlow tutorial) and the accepted point for L-BFGS.
     """
 
     @abstractmethod
-    def start(self, objective: Objective, image: Any) -> Stepper:
+    def start(self, objective: Objective, image: Any, state: Any = None) -> Stepper:
         """Prepare to minimise ``objective`` from ``image`` (traced functions, optimiser state).
 
-        A solver whose steppers :meth:`Stepper.carry` state also accepts ``state=`` (what the
-        previous scale's stepper carried); the engine passes it only when there is one.
+        ``state`` is what the previous scale's stepper returned from :meth:`Stepper.carry`
+        (None at the first scale, and always for a solver whose steppers carry nothing).
         """
-
-    def minimize(self, objective: Objective, image: Any, steps: int,
-                 callback: StepCallback) -> Any:
-        """Up to ``steps`` steps; returns the final image, a [1, h, w, 3] tensor in [0, 1].
-
-        :class:`SolverStopped` from a step propagates to the caller (the engine records it).
-        """
-        stepper = self.start(objective, image)
-        for step in range(1, steps + 1):
-            total, terms, evaluations = stepper.step()
-            if callback(step, stepper.image(), total, terms, evaluations) is False:
-                break
-        return stepper.image()

@@ -266,3 +266,16 @@ def test_run_help_lists_each_preset_with_the_flags_it_stands_for(capsys):
     for preset in PRESETS.values():
         assert f"  {preset.name}: " in out
     assert "--scales 1 --steps 1000 --optimizer adam --margin 0" in " ".join(out.split())
+
+
+def test_python_lists_stand_for_the_comma_lists_of_the_command_line():
+    """stylize(..., style_blend=[0.7, 0.3], scales=[128, 256]) as a Python user writes them."""
+    from nstcore.errors import InputError
+    from nstcore.settings import Settings
+
+    settings = Settings(style_blend=[0.7, 0.3], scales=[128, 256], scale_steps=(4, 2), size=256)
+    assert (settings.style_blend, settings.scales, settings.scale_steps) == ("0.7,0.3", "128,256", [4, 2])
+    with pytest.raises(InputError, match="preserve_color: must be one of"):
+        Settings(preserve_color=["luminance", "histogram"])
+    with pytest.raises(InputError, match="style_blend: must be a string"):
+        Settings(style_blend=[True, False])

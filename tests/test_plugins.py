@@ -119,3 +119,52 @@ def test_entry_point_plugins_load_and_autoload_can_be_turned_off(tmp_path):
     proc = _subprocess(["plugins"], dict(env, NSTCORE_DISABLE_PLUGIN_AUTOLOAD="1"), tmp_path)
     assert proc.returncode == 0 and "noop" not in proc.stdout and proc.stderr == ""
     assert "adam" in proc.stdout
+
+
+def test_an_entry_point_named_like_a_builtin_one_still_loads(tmp_path):
+    """A package whose entry point is called "losses", as nstcore's own is, is not skipped."""
+    site = tmp_path / "site"
+    (site / "epplugin_moments").mkdir(parents=True)
+    (site / "epplugin_moments" / "__init__.py").write_text(textwrap.dedent("""
+        import nstcore
+        @nstcore.hookimpl
+        def register_losses(register):
+            register("moments", "nstcore_builtins.gram:GramStyleLoss")
+    """))
+    info = site / "nstcore_moments-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nstcore-moments\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[nstcore]\nlosses = epplugin_moments\n")
+    proc = _subprocess(["plugins"], {"PYTHONPATH": str(site), "NSTCORE_DISABLE_PLUGIN_AUTOLOAD": "0"},
+                       tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split()[:4] for line in proc.stdout.splitlines()]
+    assert ["loss", "moments", "nstcore-moments:losses", "nstcore-moments"] in rows, proc.stdout
+    assert ["loss", "gram", "losses", "nstcore"] in rows, proc.stdout
+
+
+@pytest.mark.parametrize("loss,expected", [
+    ("numpymoments", "nstcore: error: loss 'numpymoments' from plugin 'mistakes' (tests 1.0) failed:"
+                     " AttributeError: 'SymbolicTensor' object has no attribute 'numpy'; a loss runs"
+                     " inside tf.function: no .numpy(), no Python if/for on tensor values"),
+    ("tuplehold", "nstcore: error: loss 'tuplehold' from plugin 'mistakes' (tests 1.0): hold() keeps"
+                  " one tensor per name, but 'target' is a tuple of 2: hold each under its own name"),
+])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_an_authors_mistake_is_one_line_naming_the_plugin_in_a_dry_run_as_in_a_run(
+        loss, expected, dry_run, image_files, tmp_path, capsys, weights_path):
+    """--dry-run evaluates the objective as a run's step does (traced, with its gradient), so
+    what fails in a run fails there too; TensorFlow's "in user code" trace is not repeated."""
+    import mistakes_plugin
+
+    from nstcore import cli
+
+    get_plugin_manager().register(mistakes_plugin, "mistakes", distribution="tests", version="1.0")
+    content, style = image_files
+    out = tmp_path / "out.png"
+    args = ["run", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "2",
+            "--losses", f"content,{loss}"] + (["--dry-run"] if dry_run else [])
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(expected), err
+    assert "in user code" not in err[0] and not out.exists()

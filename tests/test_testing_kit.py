@@ -14,13 +14,69 @@ from nstcore_builtins.vgg19 import VGG19Extractor
 
 
 @pytest.mark.parametrize("loss", [ContentLoss, GramStyleLoss, TotalVariationLoss])
-def test_builtin_losses_pass(loss):
-    check_loss(loss)
+def test_builtin_losses_pass_and_say_which_checks_ran(loss):
+    ran = check_loss(loss)
+    assert any(line.startswith("gradient: autodiff matches") for line in ran), ran
+    tiled = [line for line in ran if line.startswith("tiled")]
+    if loss is TotalVariationLoss:  # no layers: sees the whole image
+        assert tiled == ["tiled: skipped (the loss uses no layers: it sees the whole image)"]
+    else:
+        assert tiled and tiled[0].startswith("tiled (16-px tiles"), ran
+
+
+def test_a_loss_without_statistics_is_said_to_be_checked_untiled_only():
+    from plugin_for_tests import MeanColourLoss
+
+    ran = check_loss(MeanColourLoss)
+    assert any(line.startswith("tiled: SKIPPED: no statistics()") for line in ran), ran
 
 
 @pytest.mark.parametrize("solver", [Adam, LBFGS])
-def test_builtin_solvers_pass(solver):
-    check_solver(solver)
+def test_builtin_solvers_pass_through_carry_to_the_next_scale(solver):
+    ran = check_solver(solver)
+    assert ran[1].startswith("next scale (16 px) from carry(): ")
+    assert ("state passed" in ran[1]) == (solver is Adam)  # Adam carries its moments
+
+
+class SlightlyWrongGradientLoss(Loss):
+    """Its custom gradient is 3 % too large: what a wrong constant in a hand-written one does."""
+
+    def __call__(self, features, image):
+        @tf.custom_gradient
+        def f(x):
+            return tf.reduce_sum(tf.square(x)), lambda dy: dy * 2.06 * x
+        return f(image)
+
+
+class TupleHoldLoss(Loss):
+    """Holds a (mean, std) tuple under one name: stacked into one variable, it fails later."""
+
+    default_layers = ("block1_conv1",)
+
+    def prepare(self, content, style):
+        f = style["block1_conv1"]
+        self.held = self.hold({"target": (tf.reduce_mean(f, [1, 2]), tf.math.reduce_std(f, [1, 2]))},
+                              getattr(self, "held", None))
+
+    def __call__(self, features, image):
+        mean, std = self.held["target"]
+        return tf.reduce_mean(tf.square(tf.reduce_mean(features["block1_conv1"], [1, 2]) - mean))
+
+
+def test_slightly_wrong_gradients_and_tuple_holds_are_caught():
+    with pytest.raises(ContractError, match="gradient does not match finite differences"):
+        check_loss(SlightlyWrongGradientLoss)
+    with pytest.raises(ContractError, match="hold\\(\\) keeps one tensor per name, but 'target' is a"
+                                            " tuple of 2: hold each under its own name"):
+        check_loss(TupleHoldLoss)
+
+
+def test_a_name_taken_by_another_plugin_is_caught():
+    with pytest.raises(ContractError, match="the loss name 'gram' is already registered by plugin"
+                                            " 'losses' \\(nstcore"):
+        check_loss(SlightlyWrongGradientLoss, name="gram")
+    assert check_loss(GramStyleLoss, name="gram")[0] == ("name: 'gram' is not taken by another"
+                                                        " installed plugin")
 
 
 def test_extractors_pass(weights_path):
@@ -152,3 +208,24 @@ class UnclippedDescent(Solver):
 def test_a_solver_that_leaves_the_range_is_caught():
     with pytest.raises(ContractError, match="outside \\[0, 1\\] at step 1: clip or project"):
         check_solver(UnclippedDescent)
+
+
+class TimidAdam(Adam):
+    """Adam at a learning rate too small to matter: the objective barely moves."""
+
+    def __init__(self):
+        super().__init__(learning_rate=1e-5)
+
+
+class ForgetfulAdam(Adam):
+    """Its steppers carry state, but its start() takes none."""
+
+    def start(self, objective, image):
+        return super().start(objective, image)
+
+
+def test_a_solver_that_barely_moves_or_drops_its_carried_state_is_caught():
+    with pytest.raises(ContractError, match="lowered a convex objective only from"):
+        check_solver(TimidAdam)
+    with pytest.raises(ContractError, match="carries state but start\\(\\) does not take it"):
+        check_solver(ForgetfulAdam)
