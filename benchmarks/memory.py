@@ -64,16 +64,16 @@ def overheads(rows: list[dict[str, Any]]) -> dict[tuple[int, str], float]:
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     ratio = overheads(rows)
-    table = [("size", "--tile", "tile used", "peak RSS MB", "step s", "first step s", "wall s",
+    table = [("size", "--tile", "tile used", "peak RSS GiB", "step s", "first step s", "wall s",
               "tiled/untiled step")]
     for r in rows:
         if "refused" in r:
-            table.append((str(r["size"]), r["tile"], "-", f"{r['peak_rss_mb']:.0f}", "-", "-",
+            table.append((str(r["size"]), r["tile"], "-", f"{r['peak_rss_mb'] / 1024:.2f}", "-", "-",
                           f"{r['wall_seconds']:.0f}", f"refused: {r['refused']}"))
             continue
         overhead = ratio.get((r["size"], r["tile"]))
         table.append((str(r["size"]), r["tile"], str(r["tiles"][-1] or "untiled"),
-                      f"{r['peak_rss_mb']:.0f}", f"{r['median_step_seconds']:.2f}",
+                      f"{r['peak_rss_mb'] / 1024:.2f}", f"{r['median_step_seconds']:.2f}",
                       f"{r['first_step_seconds']:.2f}", f"{r['wall_seconds']:.0f}",
                       f"{overhead:.2f}" if overhead else "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]

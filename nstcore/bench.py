@@ -359,7 +359,7 @@ def pair_devices(rows: list[dict[str, Any]], unavailable: dict[str, str] | None 
 def format_table(rows: list[dict[str, Any]], unavailable: dict[str, str] | None = None) -> str:
     add_ratios(rows)
     header = ("size", "solver", "compile", "precision", "CPU s/step", "GPU s/step", "GPU/CPU speed-up",
-              "evals/step", "GFLOP/s", "of matmul", "vs tutorial", "peak MB")
+              "evals/step", "GFLOP/s", "of matmul", "vs tutorial", "peak GiB")
     table = [header]
     for line in pair_devices(rows, unavailable):
         cpu, gpu = line.get("cpu"), line.get("gpu")
@@ -372,7 +372,7 @@ def format_table(rows: list[dict[str, Any]], unavailable: dict[str, str] | None 
             f"{main['evaluations_per_step']:.2f}", f"{main['gflops']:.1f}",
             f"{main['fraction_of_matmul']:.2f}",
             _ratio_cell(main),
-            f"{main['peak_memory_mb']:.0f}" if main.get("peak_memory_mb") else "-",
+            f"{main['peak_memory_mb'] / 1024:.2f}" if main.get("peak_memory_mb") else "-",
         ))
     tutorial_rows = [r for r in rows if r["impl"] == "tutorial"]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]

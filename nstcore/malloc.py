@@ -44,9 +44,12 @@ def free_to_system() -> bool:
 
     For runs that tile, where memory is the limit: measured on a 2-core AMD EPYC (glibc 2.36),
     one 1024-px step in 256-px tiles peaked at 1.92 GiB with glibc's defaults and 1.55 GiB
-    with these, and took about 10 % longer (fresh pages for every tensor), so untiled runs keep the
-    defaults. Applied once per process. Returns whether the settings are in effect: False off
-    glibc, or when the user set glibc's variables (:data:`GLIBC_ENV`) themselves.
+    with these, and took longer (fresh pages for every tensor), so a process that never tiles
+    keeps glibc's defaults. Applied once per process and kept: once the threshold is fixed glibc
+    has no way back to its dynamic one, so after one tiled job every later job of the same
+    process (a batch, a Python session) runs with these settings too. Returns whether the
+    settings are in effect: False off glibc, or when the user set glibc's variables
+    (:data:`GLIBC_ENV`) themselves.
     """
     global _applied
     if _applied is None:

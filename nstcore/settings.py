@@ -59,7 +59,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
            " tutorial's", choices=tuple(PRESETS)),
     Option("optimizer", str, "auto", "solver plugin: lbfgs, adam or any registered; auto: lbfgs"
            f" up to {AUTO_LBFGS_MAX_SIZE} px (fastest to a given loss; it keeps 20 float64 copies"
-           " of the image, 0.5 GB at 1024 px), adam above"),
+           " of the image, 0.5 GiB at 1024 px), adam above"),
     Option("steps", int, 30, "solver steps at each scale", minimum=1),
     Option("size", int, 512, "long side of the output in pixels", minimum=16),
     Option("scales", str, "auto", "sizes to optimise at, coarse to fine, --steps at each: auto"

@@ -51,7 +51,7 @@ class _PlannedRetracing(logging.Filter):
 
 
 def load_tensorflow() -> None:
-    """Import TensorFlow (and TFP) and list devices once, quietly; later imports are free."""
+    """Import TensorFlow and list devices once, quietly; later imports are free."""
     global _loaded
     if _loaded:
         return

@@ -213,7 +213,7 @@ def for_each_tile(tiles: Sequence[Tile], body: Callable[..., Any], state: Any) -
     the tile's window and core origins (row, column) as tensors, and ``tile`` its group's first
     tile (for sizes and crops, which the group shares). A step's graph then holds a few tile
     bodies instead of one per tile: with every tile unrolled, a 64-tile gradient of a 512-px image
-    kept 0.5 GB after its first run. ``parallel_iterations=1``: one tile's activations at a time.
+    kept about 0.5 GiB more after its first run. ``parallel_iterations=1``: one tile's activations at a time.
     """
     tf = _tf()
     for group in group_tiles(tiles):
@@ -422,8 +422,9 @@ class TiledObjective:
 
 
 #: ``--tile auto`` keeps a tile's working set (TensorFlow, the model and one window's activations)
-#: within this, plus the whole-image buffers (or within the memory limit, if lower): 4096-px runs
-#: then peak under 6 GB, and larger tiles would cut the halo's overhead only a little further.
+#: within this, plus the whole-image buffers (or within the memory limit, if lower): one 4096-px
+#: pyramid peaked at 5.62 GiB resident (CHANGELOG), and larger tiles would cut the halo's
+#: overhead only a little further.
 AUTO_TILE_BUDGET_GIB = 3.0
 
 
@@ -479,8 +480,8 @@ class TilePolicy:
         """Under ``auto``, when the final image (``height`` x ``width``) is tiled, no coarser
         scale may need more memory than it: lower the limit to the final scale's tiled estimate,
         so a scale whose untiled estimate is above it is tiled too. (Without this, a 4096-px
-        pyramid on a 24-GB machine ran 1024 and 1448 px untiled at 7-13 GB, above its 5.2-GB
-        final scale.)"""
+        pyramid on a 23.5-GiB machine ran 1024 and 1448 px untiled, far above its final
+        scale's estimate.)"""
         if self.mode != "auto" or self.limit_bytes is None:
             return
         tile = self.tile_for(height, width)

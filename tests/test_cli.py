@@ -96,8 +96,22 @@ def test_help_and_plugins_do_not_import_tensorflow():
     assert "usage: nstcore" in proc.stdout and "--optimizer" in proc.stdout
 
 
-def test_demo_uses_the_bundled_images(tmp_path, weights_path, capsys):
-    out = tmp_path / "demo.png"
-    code, stdout, stderr = _run(["demo", "-o", str(out), "--size", "32", "--steps", "2", "-q"], capsys)
+def test_demo_is_run_with_its_defaults_on_the_bundled_images(tmp_path, weights_path, capsys):
+    """No settings of its own (an earlier demo turned on padding the run did not have): the
+    same settings and the same picture as `run` on the astronaut and The Starry Night."""
+    from nstcore.run import asset
+
+    small = ["--size", "32", "--steps", "2", "-q"]
+    out, report = tmp_path / "demo.png", tmp_path / "demo.json"
+    code, stdout, stderr = _run(["demo", "-o", str(out), "--report", str(report), *small], capsys)
     assert code == 0, stderr
-    assert Image.open(out).size == (32, 32)  # the astronaut is square
+    same, same_report = tmp_path / "run.png", tmp_path / "run.json"
+    code, _, stderr = _run(["run", str(asset("astronaut.png")), str(asset("starry_night.jpg")),
+                            "-o", str(same), "--report", str(same_report), *small], capsys)
+    assert code == 0, stderr
+    demo, run = json.loads(report.read_text()), json.loads(same_report.read_text())
+    assert demo["settings"] == run["settings"] and demo["extractor"] == run["extractor"]
+    assert [l["total"] for l in demo["losses"]] == pytest.approx([l["total"] for l in run["losses"]],
+                                                                 rel=1e-5)
+    a, b = (np.asarray(Image.open(p), dtype=np.int16) for p in (out, same))
+    assert a.shape == (32, 32, 3) and np.abs(a - b).max() <= 1

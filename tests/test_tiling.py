@@ -256,10 +256,10 @@ def test_tiled_run_gives_the_untiled_losses(image_files, tmp_path, weights_path,
         assert b["total"] == pytest.approx(a["total"], rel=1e-4)
 
 
-def test_only_a_run_that_tiles_trades_step_time_for_freed_memory(image_files, tmp_path, weights_path,
-                                                                  monkeypatch):
-    """glibc's malloc gives freed blocks back to the system (10 % slower steps) only in runs that
-    tile, where memory is the limit (the settings themselves: tests/test_malloc.py)."""
+def test_only_a_run_that_tiles_switches_malloc_to_freeing(image_files, tmp_path, weights_path,
+                                                          monkeypatch):
+    """The engine asks for glibc's give-back settings only in a run that tiles, where memory is
+    the limit (what the settings do, and that they stay: tests/test_malloc.py)."""
     import nstcore.malloc
 
     calls = []

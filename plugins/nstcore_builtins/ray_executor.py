@@ -43,7 +43,7 @@ class _Worker:
 
 class RayExecutor(Executor):
     def __init__(self, address: str | None = None, cpus: float | None = None, gpus: float = 0.0,
-                 retries: int = 0) -> None:
+                 retries: int = 1) -> None:
         self.ray = import_ray()  # refused at once, before any job, when Ray is missing
         self.address, self.cpus, self.gpus, self.retries = address, cpus, gpus, retries
         self.facts: dict[str, Any] = {"executor": "ray"}
