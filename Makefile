@@ -7,12 +7,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nstcore-installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install browser weights demo test bench bench-ci bench-peer bench-batch bench-quality bench-memory clean
+.PHONY: install browser weights demo test docs bench bench-ci bench-peer bench-batch bench-quality bench-memory clean
 
 $(STAMP): pyproject.toml plugins/nstcore-meanstd/pyproject.toml plugins/nstcore-wasserstein/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,plot,ray,web]" \
+	$(BIN)/python -m pip install --quiet -e ".[dev,plot,ray,web,docs]" \
 		-e plugins/nstcore-meanstd -e plugins/nstcore-wasserstein
 	@$(MAKE) --no-print-directory browser
 	touch $(STAMP)
@@ -43,6 +43,12 @@ demo: weights
 
 test: weights
 	$(BIN)/python -m pytest
+
+# The docs site (MkDocs, Material theme) into out/site; --strict: a broken link, a missing page or
+# an unknown generated table fails the build. The CLI reference and the results tables are
+# generated from the parser and benchmarks/results/*.json (docs/hooks.py).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d $(CURDIR)/out/site
 
 clean:
 	rm -rf $(VENV) $(PEER_VENV) out .pytest_cache .benchmarks
@@ -80,9 +86,10 @@ bench-batch: weights
 	$(BIN)/python -m nstcore_benchmarks.batch --size $(BATCH_SIZE) --steps $(BATCH_STEPS) \
 		--json out/bench-batch-$(BATCH_SIZE).json
 
-# Issue 8's time to quality: nstcore's defaults (and --optimizer lbfgs) against 1000 tutorial Adam
-# steps, and peak RSS / tiling overhead of one final-size run. Heavy (the 1000-step reference is
-# about 22 min at 256 px and 100 min at 512 px on 2 cores; its curve is saved and reused).
+# Time to quality: nstcore's defaults (and --optimizer lbfgs) against 1000 tutorial Adam steps,
+# and peak RSS / tiling overhead of one final-size run. Heavy: the 1000-step reference costs 1000
+# tutorial steps (docs/benchmarks.md has this machine's step times); its curve is saved in
+# benchmarks/results/ and reused.
 QUALITY_SIZES ?= 256
 MEMORY_SIZES  ?= 1024
 bench-quality: weights

@@ -322,7 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {cpu_name()}")
     print(format_rows(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1, default=float) + "\n")
+        from nstcore_benchmarks.defaults import cpu_flags
+
+        result = {"benchmark": "quality", "cpu": cpu_name(), "cpu_flags": cpu_flags(),
+                  "date": time.strftime("%Y-%m-%d"), "size": args.size, "rows": rows}
+        atomic_write_bytes(Path(args.json),
+                           (json.dumps(result, indent=1, default=float) + "\n").encode())
     return 0
 
 

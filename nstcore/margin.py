@@ -10,8 +10,9 @@ coarse scale left into the next scale's start, where the finer scale's objective
 The cure used here changes no layer: the solver optimises a canvas ``margin`` px larger than the
 picture on every side, whose margin starts as the mirrored photo and is free like any pixel, and
 the picture is the canvas without its margin. The border effects then fall in the margin, which
-is cropped away at every scale, so no band reaches the picture or the next scale. The price is
-the margin's pixels (16 px at 512 px: 13 % more pixels per step).
+is cropped away at every scale, so the dark frame does not reach the picture or the next scale
+(what is left, measured per side: docs/defaults.md). The price is the margin's pixels (16 px at
+512 px: 13 % more pixels per step).
 """
 from __future__ import annotations
 

@@ -73,3 +73,94 @@ def test_every_block_of_the_plugin_tutorial_runs(tmp_path, user_env, weights_pat
     proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=user_env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "passed" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_the_python_blocks_of_the_front_page_and_getting_started_run(page, tmp_path, user_env,
+                                                                        weights_path):
+    """Run as written, in a folder holding the files they name (the bundled images)."""
+    from PIL import Image
+
+    from conftest import CONTENT, STYLE
+
+    Image.open(CONTENT).convert("RGB").save(tmp_path / "photo.jpg")
+    for name in ("painting.jpg", "a.jpg"):
+        Image.open(STYLE).convert("RGB").save(tmp_path / name)
+    Image.open(STYLE).convert("RGB").rotate(90, expand=True).save(tmp_path / "b.jpg")
+    text = (ROOT / page).read_text()
+    found = [body for lang, _, body in BLOCK.findall(text) if lang == "python"
+             and "hookimpl" not in body]
+    assert found, f"{page} has no Python example"
+    for body in found:
+        proc = subprocess.run([sys.executable, "-c", body], cwd=tmp_path, env=user_env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_results_tables_come_from_the_files_and_bad_references_fail(tmp_path):
+    """The docs' figures are rendered from result files; a missing file or view stops the build."""
+    import json
+
+    from nstcore_benchmarks.render import RenderError, render
+
+    row = {"content": "coffee.png", "style": "starry_night.jpg", "size": 256, "exit": 0,
+           "command": "nstcore run coffee.png starry_night.jpg -o out.png --size 256",
+           "wall_seconds": 61.5, "peak_rss_gib": 1.234, "tutorial_step_seconds": 1.5,
+           "cost_in_tutorial_steps": 41.0, "extra_edge_steps": {"top": 1.25, "left": -0.5,
+                                                                 "bottom": 2.0, "right": 0.0},
+           "interior_noise": {"median": 0.1, "p90": 4.0, "p99": 9.0, "above_3": 0.2},
+           "scales": [{"size": 256, "steps": 30, "setup_seconds": 3.0, "first_step_seconds": 1.2,
+                       "median_step_seconds": 1.0}]}
+    (tmp_path / "r.json").write_text(json.dumps({"benchmark": "defaults", "cpu": "Test CPU",
+                                                 "cpu_flags": ["avx2"], "date": "2026-12-07",
+                                                 "rows": [row]}))
+    cost = render("r.json", "cost", tmp_path)
+    assert "*Measured on Test CPU (avx2), 2026-12-07.*" in cost
+    assert "| 62 | 1.5 | 41 | 1.23 |" in cost
+    edges = render("r.json", "edges", tmp_path)
+    assert "| coffee.png x starry_night.jpg | +1.2 | -0.5 | +2.0 | +0.0 | 2.0 | +0.1 / 4.0 | 20% |" in edges
+    assert "| 256 | 30 | 3 | 1.2 | 1 | 1.20 |" in render("r.json", "scales", tmp_path)
+    with pytest.raises(RenderError, match="no view 'speed'"):
+        render("r.json", "speed", tmp_path)
+    with pytest.raises(RenderError, match="no result file missing.json"):
+        render("missing.json", None, tmp_path)
+    with pytest.raises(RenderError, match="no result file"):
+        render("../r.json", None, tmp_path / "sub")
+
+
+def test_every_result_file_the_docs_name_is_committed_and_renders():
+    from nstcore_benchmarks.render import render
+
+    named = re.findall(r"^<!-- results: (\S+)(?: view=(\w+))? -->$",
+                       "\n".join(p.read_text() for p in (ROOT / "docs").glob("*.md")), re.M)
+    assert named
+    for name, view in named:
+        assert "Measured on" in render(name, view or None)
+
+
+def test_the_cli_reference_lists_every_run_option_from_the_parser():
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        from hooks import cli_reference
+    finally:
+        sys.path.pop(0)
+    from nstcore.settings import PRESETS, RUN_OPTIONS
+
+    text = cli_reference("run")
+    for option in RUN_OPTIONS:
+        flag = "--" + option.name.replace("_", "-")
+        assert f"`{flag}`" in text, flag
+    for preset in PRESETS:
+        assert preset in text
+    with pytest.raises(ValueError, match="no nstcore command 'nosuch'"):
+        cli_reference("nosuch")
+
+
+def test_the_front_page_is_short_and_its_links_and_pictures_exist():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [t for t in targets if not t.startswith(("http://", "https://"))]
+    assert local
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert missing == []

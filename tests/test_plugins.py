@@ -97,20 +97,26 @@ def test_a_plugin_can_be_disabled_by_name(monkeypatch):
         registry.get("solver", "adam")
 
 
+def _installed(site, dist, version, entry_point, module, hooks=None):
+    """A distribution ``dist`` in the folder ``site`` whose ``nstcore`` entry point
+    ``entry_point`` names ``module``; with ``hooks``, that module is written too."""
+    if hooks is not None:
+        (site / module).mkdir(parents=True)
+        (site / module / "__init__.py").write_text("import nstcore\n" + textwrap.dedent(hooks))
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[nstcore]\n{entry_point} = {module}\n")
+
+
 def test_entry_point_plugins_load_and_autoload_can_be_turned_off(tmp_path):
     site = tmp_path / "site"
-    (site / "epplugin_good").mkdir(parents=True)
-    (site / "epplugin_good" / "__init__.py").write_text(textwrap.dedent("""
-        import nstcore
+    _installed(site, "epgood", "1.2", "epgood", "epplugin_good", """
         @nstcore.hookimpl
         def register_solvers(register):
             register("noop", "epplugin_good:make")
-    """))
-    for dist, module in (("epgood", "epplugin_good"), ("epbroken", "epplugin_missing")):
-        info = site / f"{dist}-1.2.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2\n")
-        (info / "entry_points.txt").write_text(f"[nstcore]\n{dist} = {module}\n")
+    """)
+    _installed(site, "epbroken", "1.2", "epbroken", "epplugin_missing")
     env = {"PYTHONPATH": str(site), "NSTCORE_DISABLE_PLUGIN_AUTOLOAD": "0"}
     proc = _subprocess(["plugins"], env, tmp_path)
     assert proc.returncode == 0
@@ -124,17 +130,11 @@ def test_entry_point_plugins_load_and_autoload_can_be_turned_off(tmp_path):
 def test_an_entry_point_named_like_a_builtin_one_still_loads(tmp_path):
     """A package whose entry point is called "losses", as nstcore's own is, is not skipped."""
     site = tmp_path / "site"
-    (site / "epplugin_moments").mkdir(parents=True)
-    (site / "epplugin_moments" / "__init__.py").write_text(textwrap.dedent("""
-        import nstcore
+    _installed(site, "nstcore-moments", "0.1", "losses", "epplugin_moments", """
         @nstcore.hookimpl
         def register_losses(register):
             register("moments", "nstcore_builtins.gram:GramStyleLoss")
-    """))
-    info = site / "nstcore_moments-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nstcore-moments\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[nstcore]\nlosses = epplugin_moments\n")
+    """)
     proc = _subprocess(["plugins"], {"PYTHONPATH": str(site), "NSTCORE_DISABLE_PLUGIN_AUTOLOAD": "0"},
                        tmp_path)
     assert proc.returncode == 0, proc.stderr

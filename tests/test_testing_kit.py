@@ -2,6 +2,7 @@
 import pytest
 import tensorflow as tf
 
+from mistakes_plugin import TupleHoldLoss
 from nstcore.loss import Loss
 from nstcore.solver import Solver, Stepper
 from nstcore.testing import ContractError, TinyVGG, check_extractor, check_loss, check_solver
@@ -38,29 +39,21 @@ def test_builtin_solvers_pass_through_carry_to_the_next_scale(solver):
     assert ("state passed" in ran[1]) == (solver is Adam)  # Adam carries its moments
 
 
-class SlightlyWrongGradientLoss(Loss):
-    """Its custom gradient is 3 % too large: what a wrong constant in a hand-written one does."""
+def gradient_off_by(factor):
+    """A loss whose hand-written gradient is ``factor`` times the true one."""
 
-    def __call__(self, features, image):
-        @tf.custom_gradient
-        def f(x):
-            return tf.reduce_sum(tf.square(x)), lambda dy: dy * 2.06 * x
-        return f(image)
+    class OffGradientLoss(Loss):
+        def __call__(self, features, image):
+            @tf.custom_gradient
+            def f(x):
+                return tf.reduce_sum(tf.square(x)), lambda dy: dy * 2.0 * factor * x
+            return f(image)
+
+    return OffGradientLoss
 
 
-class TupleHoldLoss(Loss):
-    """Holds a (mean, std) tuple under one name: stacked into one variable, it fails later."""
-
-    default_layers = ("block1_conv1",)
-
-    def prepare(self, content, style):
-        f = style["block1_conv1"]
-        self.held = self.hold({"target": (tf.reduce_mean(f, [1, 2]), tf.math.reduce_std(f, [1, 2]))},
-                              getattr(self, "held", None))
-
-    def __call__(self, features, image):
-        mean, std = self.held["target"]
-        return tf.reduce_mean(tf.square(tf.reduce_mean(features["block1_conv1"], [1, 2]) - mean))
+# its hand-written gradient is 3 % too large: what a wrong constant in one does
+SlightlyWrongGradientLoss = gradient_off_by(1.03)
 
 
 def test_slightly_wrong_gradients_and_tuple_holds_are_caught():
@@ -117,14 +110,7 @@ class RandomLoss(Loss):
         return tf.reduce_sum(image) * tf.random.uniform([])
 
 
-class WrongGradientLoss(Loss):
-    """Its custom gradient is off by a factor of 3."""
-
-    def __call__(self, features, image):
-        @tf.custom_gradient
-        def f(x):
-            return tf.reduce_sum(tf.square(x)), lambda dy: dy * 6.0 * x
-        return f(image)
+WrongGradientLoss = gradient_off_by(3.0)
 
 
 class SameSizeLoss(Loss):
