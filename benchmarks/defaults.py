@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,20 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nstcore_benchmarks.batch import nstcore
-from nstcore_benchmarks.peer import cpu_name
-
-
-def cpu_flags() -> list[str]:
-    """The CPU flags that decide speed here (bfloat16, AVX-512, AVX2)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return sorted(f for f in flags if f in {"avx2", "fma", "avx512f", "avx512_bf16",
-                                                         "amx_bf16", "amx_tile"})
-    except OSError:
-        pass
-    return []
+from nstcore_benchmarks.peer import measured, write_result
 
 
 def tutorial_step_seconds(size: int, steps: int) -> float:
@@ -63,22 +48,17 @@ def run_default(content: str, style: str, size: int, extra: list[str], out: Path
     report = out.with_suffix(".json")
     command = [nstcore(), "run", content, style, "-o", str(out), "--size", str(size), "-q",
                "--report", str(report), *extra]
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()
-    code = os.waitstatus_to_exitcode(status)
+    run = measured(command)
     row = {"content": Path(content).name, "style": Path(style).name, "size": size,
            "command": "nstcore run " + " ".join([Path(content).name, Path(style).name, "-o",
                                                  out.name, "--size", str(size), *extra]),
-           "exit": code, "wall_seconds": round(wall, 2),
-           "peak_rss_gib": round(usage.ru_maxrss / 2**20, 3)}  # Linux: kilobytes
-    if code != 0:
-        row["error"] = (stderr.strip().splitlines() or [""])[-1]
+           "exit": run.exit, "wall_seconds": round(run.wall_seconds, 2),
+           "peak_rss_gib": round(run.peak_rss_kib / 2**20, 3)}
+    if run.exit != 0:
+        row["error"] = (run.stderr.strip().splitlines() or [""])[-1]
         return row
     data = json.loads(report.read_text())
-    row["closing_line"] = stdout.strip()
+    row["closing_line"] = run.stdout.strip()
     row["scales"] = data["timings"]["per_scale"]
     row["optimizer"] = data["settings"]["optimizer"]
     row["precision"] = data["extractor"].get("precision")
@@ -103,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", metavar="DIR", help="keep the pictures (and reports) here")
     parser.add_argument("--json", required=True, help="write the result here")
     args = parser.parse_args(argv)
-    from nstcore.files import atomic_write_bytes
     from nstcore.run import asset
     from nstcore.tfload import load_tensorflow
 
@@ -123,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row["tutorial_step_seconds"] = round(tutorial, 3)
         row["cost_in_tutorial_steps"] = round(row["wall_seconds"] / tutorial, 1)
-    result = {"benchmark": "defaults", "cpu": cpu_name(), "cpu_flags": cpu_flags(),
-              "date": time.strftime("%Y-%m-%d"), "size": args.size, "flags": extra, "rows": rows}
-    atomic_write_bytes(Path(args.json), (json.dumps(result, indent=1) + "\n").encode())
+    result = write_result(args.json, "defaults", rows, size=args.size, flags=extra)
     print(json.dumps(result, indent=1))
     return 0
 

@@ -13,17 +13,14 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import shlex
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from nstcore.files import atomic_write_bytes
 from nstcore_benchmarks.batch import nstcore
-from nstcore_benchmarks.defaults import cpu_flags
-from nstcore_benchmarks.peer import cpu_name
+from nstcore_benchmarks.peer import measured, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 GALLERY = ROOT / "docs" / "gallery"
@@ -45,26 +42,20 @@ def make(name: str, images: str, work: Path, long_side: int) -> dict:
     """Run one picture's command; its row (command, wall seconds, peak RSS GiB)."""
     out = work / f"{name}.png"
     args = shlex.split(PICTURES[name].format(images=images).replace("OUT", str(out)))
-    start = time.perf_counter()
-    proc = subprocess.Popen([nstcore(), "run", *args, "-q"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    error = proc.stderr.read().strip()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{name}: nstcore run failed: {error.splitlines()[-1] if error else status}")
+    run = measured([nstcore(), "run", *args, "-q"], cwd=ROOT)
+    error = run.stderr.strip()
+    if run.exit != 0:
+        raise SystemExit(f"{name}: nstcore run failed: {error.splitlines()[-1] if error else run.exit}")
     from PIL import Image
 
     picture = Image.open(out).convert("RGB")
     picture.thumbnail((long_side, long_side), Image.LANCZOS)
     buffer = io.BytesIO()
     picture.save(buffer, "JPEG", quality=88)
-    from nstcore.files import atomic_write_bytes
-
     atomic_write_bytes(GALLERY / f"{name}.jpg", buffer.getvalue())
     shown = PICTURES[name].replace("{images}/", "").replace("OUT", f"{name}.png")
     return {"picture": f"docs/gallery/{name}.jpg", "command": f"nstcore run {shown}",
-            "wall_seconds": round(wall, 1), "peak_rss_gib": round(usage.ru_maxrss / 2**20, 3)}
+            "wall_seconds": round(run.wall_seconds, 1), "peak_rss_gib": round(run.peak_rss_kib / 2**20, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,11 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             rows.append(make(name, args.images, Path(work), args.long_side))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    from nstcore.files import atomic_write_bytes
-
-    result = {"benchmark": "gallery", "cpu": cpu_name(), "cpu_flags": cpu_flags(),
-              "date": time.strftime("%Y-%m-%d"), "rows": rows}
-    atomic_write_bytes(Path(args.json), (json.dumps(result, indent=1) + "\n").encode())
+    write_result(args.json, "gallery", rows)
     return 0
 
 

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from nstcore_benchmarks.batch import nstcore
-from nstcore_benchmarks.peer import cpu_name
+from nstcore_benchmarks.peer import cpu_name, measured
 
 
 def run_once(size: int, tile: str, steps: int = 2) -> dict[str, Any]:
@@ -33,18 +30,13 @@ def run_once(size: int, tile: str, steps: int = 2) -> dict[str, Any]:
         command = [nstcore(), "run", str(asset("astronaut.png")), str(asset("starry_night.jpg")),
                    "-o", str(Path(tmp) / "out.png"), "--size", str(size), "--scales", "1",
                    "--steps", str(steps), "--tile", tile, "--report", str(report), "-q"]
-        start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        error = proc.stderr.read().strip().splitlines()
-        proc.stderr.close()
+        run = measured(command)
+        error = run.stderr.strip().splitlines()
         row = {"impl": "memory", "size": size, "tile": tile, "steps": steps, "cpu": cpu_name(),
-               "exit": proc.returncode, "wall_seconds": wall,
-               "peak_rss_mb": usage.ru_maxrss / 1024}  # Linux reports kilobytes
-        if proc.returncode != 0:
-            row["refused"] = error[-1] if error else f"exit {proc.returncode}"
+               "exit": run.exit, "wall_seconds": run.wall_seconds,
+               "peak_rss_mb": run.peak_rss_kib / 1024}
+        if run.exit != 0:
+            row["refused"] = error[-1] if error else f"exit {run.exit}"
             return row
         data = json.loads(report.read_text())
         row.update({"step_seconds": data["timings"]["step_seconds"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -19,7 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CONTENT_LAYERS = ["block5_conv2"]
 STYLE_LAYERS = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
@@ -54,6 +57,59 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+#: the CPU flags that decide speed here: native bfloat16 (AVX512-BF16, AMX) or not, AVX-512, AVX2
+SPEED_FLAGS = frozenset({"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+
+
+def cpu_flags() -> list[str]:
+    """This CPU's :data:`SPEED_FLAGS`, sorted."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(set(line.split(":", 1)[1].split()) & SPEED_FLAGS)
+    except OSError:
+        pass
+    return []
+
+
+@dataclass
+class Measured:
+    """A finished process as a user would time it: exit status, wall seconds, peak resident set
+    in KiB (the kernel's figure for that process, from ``wait4``), its output."""
+
+    exit: int
+    wall_seconds: float
+    peak_rss_kib: int
+    stdout: str
+    stderr: str
+
+
+def measured(command: list[str], cwd: str | Path | None = None) -> Measured:
+    """Run ``command`` and measure it. Its output goes to temporary files, not pipes, so a
+    chatty process cannot block on a full pipe while we wait for it."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Measured(proc.returncode, wall, usage.ru_maxrss, out.read(), err.read())
+
+
+def write_result(path: str | Path, benchmark: str, rows: list[dict[str, Any]], **fields: Any) -> dict:
+    """A result file for ``benchmarks/results`` (what :mod:`nstcore_benchmarks.render` reads):
+    the benchmark's name, this CPU, its :data:`SPEED_FLAGS`, today's date, ``fields`` and the
+    rows; written atomically. Returns what it wrote."""
+    from nstcore.files import atomic_write_bytes
+
+    result = {"benchmark": benchmark, "cpu": cpu_name(), "cpu_flags": cpu_flags(),
+              "date": time.strftime("%Y-%m-%d"), **fields, "rows": rows}
+    atomic_write_bytes(Path(path), (json.dumps(result, indent=1, default=float) + "\n").encode())
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

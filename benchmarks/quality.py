@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from nstcore.files import atomic_write_bytes
-from nstcore_benchmarks.peer import cpu_name
+from nstcore_benchmarks.peer import cpu_name, write_result
 
 CURVES = Path(__file__).with_name("results")
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -322,12 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {cpu_name()}")
     print(format_rows(rows))
     if args.json:
-        from nstcore_benchmarks.defaults import cpu_flags
-
-        result = {"benchmark": "quality", "cpu": cpu_name(), "cpu_flags": cpu_flags(),
-                  "date": time.strftime("%Y-%m-%d"), "size": args.size, "rows": rows}
-        atomic_write_bytes(Path(args.json),
-                           (json.dumps(result, indent=1, default=float) + "\n").encode())
+        write_result(args.json, "quality", rows, size=args.size)
     return 0
 
 

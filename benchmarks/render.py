@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from nstcore_benchmarks.peer import SPEED_FLAGS
+
 RESULTS = Path(__file__).with_name("results")
-#: the CPU flags that decide speed here (as nstcore_benchmarks.defaults.cpu_flags lists them)
-SPEED_FLAGS = {"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
 
 
 class RenderError(ValueError):
