@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(STAMP): pyproject.toml plugins/nstcore-meanstd/pyproject.toml plugins/nstcore-wasserstein/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,plot,ray,web,docs]" \
+	$(BIN)/python -m pip install --quiet -e ".[dev,plot,ray,web,docs,jax,torch]" \
 		-e plugins/nstcore-meanstd -e plugins/nstcore-wasserstein
 	@$(MAKE) --no-print-directory browser
 	touch $(STAMP)

@@ -47,7 +47,63 @@ def print_heavy_rows(data: dict) -> None:
         print(f"\npeak memory and tiling overhead ({memory[0]['cpu']}):\n" + memory_rows(memory))
 
 
+def run_backends(args: argparse.Namespace) -> int:
+    """``--backends``: benchmarks/backends.py once per backend, one table."""
+    from nstcore import backends
+
+    for name in args.backends:
+        backends.requested(name)  # an unknown name fails before anything is timed
+    sizes = args.sizes or ["64", "128"]
+    rows: list[dict] = []
+    for name in args.backends:
+        print(f"nstcore: timing the {name} backend at {','.join(sizes)} px on"
+              f" {', '.join(args.devices)} ...", file=sys.stderr)
+        cmd = [sys.executable, "-m", "nstcore_benchmarks.backends", "--backend", name,
+               "--devices", ",".join(args.devices), "--sizes", ",".join(sizes),
+               "--precision", ",".join(args.precision), "--steps", str(args.rounds)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stderr.strip().splitlines()[-10:])
+            print(tail, file=sys.stderr)
+            raise NstError(f"the {name} backend's benchmark failed (exit {proc.returncode})")
+        rows += json.loads(proc.stdout.strip().splitlines()[-1])
+    from nstcore_benchmarks.peer import cpu_flags, cpu_name, write_result
+
+    print(f"{cpu_name()} ({', '.join(cpu_flags())}):")
+    print(format_backend_rows(rows))
+    write_result(args.json, "backends", rows, steps=args.rounds)
+    print(f"\nJSON: {args.json}")
+    return 0
+
+
+def format_backend_rows(rows: list[dict]) -> str:
+    """One table: each backend's step against the tutorial's (same device and size)."""
+    from nstcore.console import format_table
+
+    reference = {(r["device"], r["size"]): r["median_step_seconds"]
+                 for r in rows if r.get("what") == "tutorial"}
+    lines = []
+    for r in rows:
+        if "skipped" in r:
+            lines.append((r["backend"], r["device"], "-", "-", "-", "-", "-", "-", "-", "-",
+                          f"skipped: {r['skipped']}"))
+            continue
+        ref = reference.get((r["device"], r["size"]))
+        device_peak = r.get("device_peak_gib")
+        lines.append((r["backend"] + (" (tutorial)" if r["what"] == "tutorial" else ""),
+                       r["device"], str(r["size"]), r["precision"],
+                       f"{r['median_step_seconds']:.3f}",
+                       f"{r['median_step_seconds'] / ref:.2f}" if ref else "-",
+                       f"{r['share_of_matmul']:.2f}", f"{r['first_step_seconds']:.2f}",
+                       f"{r['host_peak_rss_gib']:.2f}",
+                       f"{device_peak:.2f}" if device_peak is not None else "-", r["device_name"]))
+    return format_table(("BACKEND", "DEVICE", "PX", "PRECISION", "S/STEP", "X TUTORIAL",
+                         "OF MATMUL", "FIRST S", "HOST PEAK GiB", "DEVICE PEAK GiB", "ON"), lines)
+
+
 def run_bench(args: argparse.Namespace) -> int:
+    if args.backends:
+        return run_backends(args)
     if args.baseline_from:
         if not args.save_baseline:
             raise NstError("--baseline-from needs --save-baseline FILE")

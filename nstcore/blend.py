@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from nstcore.errors import InputError
 from nstcore.extractor import Features
-from nstcore.loss import Loss
+from nstcore.loss import Loss, add
 
 
 def style_list(style: Any) -> list[Any]:
@@ -56,6 +56,7 @@ class BlendedLoss(Loss):
         self.name, self.weight, self.layers = loss.name, loss.weight, loss.layers
         self.layer_weights = loss.layer_weights
         self.role = loss.role
+        self.backends = getattr(loss, "backends", Loss.backends)
         self.original = loss
         self.copies = list(copies)
         self.blend = [float(w) for w in blend]
@@ -71,20 +72,22 @@ class BlendedLoss(Loss):
         return cls(loss, copies, blend)
 
     def __call__(self, features: Features, image: Any) -> Any:
-        import tensorflow as tf
+        from nstcore import backends
 
-        return tf.add_n([w * tf.cast(c(features, image), tf.float32)
-                         for w, c in zip(self.blend, self.copies) if w > 0])
+        ops = backends.ops()
+        return add([w * ops.cast(c(features, image), "float32")
+                    for w, c in zip(self.blend, self.copies) if w > 0])
 
     def statistics(self, features: Features, region: Any) -> Any:  # type: ignore[override]
         return [c.statistics(features, region) if w > 0 else ()
                 for w, c in zip(self.blend, self.copies)]
 
     def from_statistics(self, statistics: Any) -> Any:
-        import tensorflow as tf
+        from nstcore import backends
 
-        return tf.add_n([w * tf.cast(c.from_statistics(s), tf.float32)
-                         for w, c, s in zip(self.blend, self.copies, statistics) if w > 0])
+        ops = backends.ops()
+        return add([w * ops.cast(c.from_statistics(s), "float32")
+                    for w, c, s in zip(self.blend, self.copies, statistics) if w > 0])
 
 
 def prepare_losses(losses: Sequence[Loss], content: Features, styles: Sequence[Features],

@@ -181,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="peak RSS and step time of one final-size run per --memory-tiles value")
     bench.add_argument("--memory-tiles", type=_names, default=["off", "256", "512", "auto"],
                        metavar="T,...", help="--tile values for --memory (default: off,256,512,auto)")
+    bench.add_argument("--backends", type=_names, metavar="tensorflow,jax,torch",
+                       help="time nstcore's Adam step on each of these backends, each in a process"
+                       " of its own, against the tutorial's step (measured on tensorflow), on"
+                       " --devices, at --sizes, in --precision; --rounds steps after the first")
     bench.add_argument("--solvers", type=_names, default=["adam", "lbfgs"], metavar="A,B")
     bench.add_argument("--devices", type=_names, default=["cpu", "gpu"], metavar="cpu,gpu")
     bench.add_argument("--compile", type=_names, default=["graph", "xla"], metavar="graph,xla")
@@ -663,10 +667,13 @@ def _plugins(args: argparse.Namespace) -> int:
             else:
                 print("  (no options)")
         return 0
+    from nstcore.plugins import RUN_KINDS
+
     rows = [(c.kind, c.name, c.plugin.name, c.plugin.distribution, c.plugin.version,
+             ",".join(c.backends) if c.kind in RUN_KINDS else "-",
              "NAME CLASH: " + c.description if registry.clashes(c) else c.description)
             for c in registry.all()]
-    table(("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "VERSION", "DESCRIPTION"), rows)
+    table(("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "VERSION", "BACKENDS", "DESCRIPTION"), rows)
     if args.hooks:
         print()
         hook_rows = [(info.name, info.distribution, info.version, ", ".join(manager.hooks_of(name)),

@@ -21,7 +21,12 @@ def warn(message: str) -> None:
 
 def table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> None:
     """Left-aligned columns on stdout (``nstcore plugins``, ``nstcore weights``)."""
+    print(format_table(header, rows))
+
+
+def format_table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned columns, one line per row, the header first."""
     cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in row) for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for row in cells:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+                     for row in cells)

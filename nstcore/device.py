@@ -7,14 +7,17 @@ CHOICES = ("auto", "cpu", "gpu")
 
 
 def resolve_device(choice: str = "auto") -> str:
-    """``auto`` -> the first GPU if TensorFlow sees one, else the CPU; ``gpu`` without one is an error."""
-    import tensorflow as tf
+    """``auto`` -> the first GPU the backend sees, else the CPU; ``gpu`` without one is an error.
+    Returns the backend's name for the device (``/device:GPU:0``, ``gpu:0``, ``cuda:0``, ...)."""
+    from nstcore import backends
 
     if choice not in CHOICES:
         raise ResourceError(f"unknown device '{choice}' (choose from {', '.join(CHOICES)})")
-    gpus = tf.config.list_logical_devices("GPU")
+    backend = backends.get()
+    gpus = backend.gpus()
     if choice == "gpu" or (choice == "auto" and gpus):
         if not gpus:
-            raise ResourceError("--device gpu: TensorFlow sees no GPU on this machine (use --device cpu)")
-        return gpus[0].name
-    return tf.config.list_logical_devices("CPU")[0].name
+            raise ResourceError(f"--device gpu: {backend.NAME} sees no GPU on this machine"
+                                " (use --device cpu)")
+        return gpus[0]
+    return backend.cpu()

@@ -7,7 +7,6 @@ It works with plugin objects built by hand as well as with those the CLI builds 
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import statistics
 import time
@@ -16,16 +15,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from nstcore.tfload import load_tensorflow
+from nstcore import backends
+from nstcore.errors import InputError, PluginError
+from nstcore.extractor import FeatureExtractor
+from nstcore.loss import HoldError, Loss
+from nstcore.objective import Objective
+from nstcore.solver import Solver, SolverStopped, Stepper
+from nstcore.options import did_you_mean
 
-load_tensorflow()  # quietly, before the plain import below would print TensorFlow's start-up noise
-import tensorflow as tf  # noqa: E402
-
-from nstcore.errors import InputError, PluginError, one_line  # noqa: E402
-from nstcore.extractor import FeatureExtractor  # noqa: E402
-from nstcore.loss import HoldError, Loss  # noqa: E402
-from nstcore.solver import Solver, SolverStopped, Stepper  # noqa: E402
-from nstcore.options import did_you_mean  # noqa: E402
+backends.ops()  # the backend chosen now if nobody chose before (TensorFlow loaded quietly)
 
 
 @dataclass
@@ -109,43 +107,6 @@ def as_styles(style: Any) -> list[np.ndarray]:
     return [np.asarray(image, dtype=np.float32) for image in style_list(style)]
 
 
-class Objective:
-    """The weighted sum of the losses, evaluated on the extractor's features of an image."""
-
-    #: One object serves every run of its engine (a batch's jobs), so a solver may keep a step it
-    #: traced for it (:func:`nstcore.solver.trace_key`); the per-scale tiled and masked wrappers
-    #: are new each time and do not say this.
-    reusable = True
-
-    def __init__(self, extractor: FeatureExtractor, losses: Sequence[Loss],
-                 origins: Mapping[str, str] | None = None) -> None:
-        self.extractor = extractor
-        self.losses = list(losses)
-        self.term_names = tuple(loss.name for loss in self.losses)
-        self.origins = dict(origins or {})
-
-    def __call__(self, image: Any) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        features = self.extractor(image) if any(loss.layers for loss in self.losses) else {}
-        terms = {loss.name: loss.weight * self._term(loss, features, image) for loss in self.losses}
-        return tf.add_n(list(terms.values())), terms
-
-    def _term(self, loss: Loss, features: Any, image: Any) -> tf.Tensor:
-        """One loss's scalar; a plugin's exception becomes an error naming that plugin."""
-        try:
-            value = tf.cast(loss(features, image), tf.float32)
-        except Exception as exc:
-            origin = self.origins.get(loss.name, type(loss).__module__)
-            hint = ("; a loss runs inside tf.function: no .numpy(), no Python if/for on tensor"
-                    " values (nstcore.testing.check_loss finds these)") if tf.inside_function() else ""
-            raise PluginError(f"loss '{loss.name}' from plugin {origin} failed:"
-                              f" {type(exc).__name__}: {one_line(exc)}{hint}") from exc
-        if value.shape.rank != 0:
-            raise PluginError(f"loss '{loss.name}' from plugin {self.origins.get(loss.name, '?')}"
-                              f" returned shape {value.shape.as_list()}, not a scalar;"
-                              " reduce it (e.g. tf.reduce_sum)")
-        return value
-
-
 class Engine:
     """Prepares the losses' targets once, then lets the solver minimise their weighted sum."""
 
@@ -157,6 +118,15 @@ class Engine:
         names = [loss.name for loss in losses]
         if len(set(names)) != len(names):
             raise InputError(f"each loss must have a distinct name, got {names}")
+        backend = backends.current()
+        for kind, component in [("extractor", extractor), ("solver", solver),
+                                *[("loss", loss) for loss in losses]]:
+            if not backends.supports(component, backend):
+                name = getattr(component, "name", type(component).__name__)
+                origin = (origins or {}).get(name) or type(component).__module__
+                raise InputError(f"{kind} '{name}' from plugin {origin} runs on"
+                                 f" {', '.join(backends.declared(component))}, not on the {backend}"
+                                 f" backend (use --backend {backends.declared(component)[0]})")
         self.extractor = extractor
         self.losses = list(losses)
         self.solver = solver
@@ -191,6 +161,7 @@ class Engine:
         tile = self.tile_for(shape)
         if tile is None:
             return self.objective
+        self._require_tiling_backend(shape)
         from nstcore.tiling import TiledObjective
 
         return TiledObjective(self.objective, tile, self.tiling.geometry)
@@ -198,13 +169,21 @@ class Engine:
     def features(self, image: np.ndarray) -> Any:
         """The selected layers' features of ``image`` (h, w, 3): a lazy, tile-by-tile mapping
         (:class:`nstcore.tiling.TiledFeatures`) when the image is too large to run whole."""
-        tensor = tf.constant(image[None], tf.float32)
+        tensor = backends.constant(image[None])
         tile = self.tile_for(image.shape[:2])
         if tile is None:
             return self.extractor(tensor)
+        self._require_tiling_backend(image.shape[:2])
         from nstcore.tiling import TiledFeatures
 
         return TiledFeatures(self.extractor, tensor, self.layers(), tile, self.tiling.geometry)
+
+    @staticmethod
+    def _require_tiling_backend(shape: Sequence[int]) -> None:
+        if backends.current() != "tensorflow":
+            raise InputError(f"a {shape[1]}x{shape[0]} canvas needs exact tiling, which runs on the"
+                             f" tensorflow backend only (this run: {backends.current()}); use"
+                             " --backend tensorflow, a smaller --size, or --tile off")
 
     def prepare(self, content: np.ndarray, style: Any, blend: Sequence[float] | None = None) -> None:
         """Compute the losses' targets from ``content`` and ``style`` (one array, or a list of
@@ -238,31 +217,24 @@ class Engine:
         """
         start = self._begin(content, style, init)
         with self.device_scope():
-            return self.solver.start(self.objective_for(start.shape[1:3]), tf.constant(start))
+            return self.solver.start(self.objective_for(start.shape[1:3]), backends.constant(start))
 
     def initial_terms(self, content: np.ndarray, style: Any, init: np.ndarray | None = None,
                       blend: Sequence[float] | None = None) -> list[dict[str, Any]]:
         """Each loss at the start image: unweighted value, weight, weighted value (``--dry-run``).
 
-        Computed as a run's step computes it (traced by ``tf.function``, with the gradient), so
+        Computed as a run's step computes it (compiled by the backend, with the gradient), so
         a loss that works eagerly but not in a run fails here too.
 
         Terms of very different size mean one dominates the objective: compare the weighted
         column to choose weights.
         """
-        start = tf.constant(self._begin(content, style, init, blend))
-        objective = self.objective_for(start.shape[1:3])
-
-        @tf.function
-        def value_and_gradient(image: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-            # traced, with the gradient, as a solver's step is: what fails in a run fails here
-            with tf.GradientTape() as tape:
-                tape.watch(image)
-                total, terms = objective(image)
-            return terms, tape.gradient(total, image)
-
+        backend = backends.get()
         with self.device_scope():
-            terms, _ = value_and_gradient(start)
+            start = backends.constant(self._begin(content, style, init, blend))
+            objective = self.objective_for(start.shape[1:3])
+            # traced, with the gradient, as a solver's step is: what fails in a run fails here
+            _, terms, _ = backend.compile(backend.value_and_grad(objective))(start)
         rows = []
         for loss in self.losses:
             weighted = float(terms[loss.name])
@@ -272,8 +244,8 @@ class Engine:
         return rows
 
     def device_scope(self) -> Any:
-        """``tf.device`` of the engine's device (a no-op when none was given)."""
-        return tf.device(self.device) if self.device else contextlib.nullcontext()
+        """The backend's scope for the engine's device (a no-op when none was given)."""
+        return backends.get().scope(self.device)
 
     def _begin(self, content: np.ndarray, style: Any, init: np.ndarray | None,
                blend: Sequence[float] | None = None) -> np.ndarray:
@@ -344,7 +316,7 @@ class Engine:
                 result.message = (f"loss became {total_value} at step {step}; stopped and kept"
                                   " the last image with a finite loss")
                 return False
-            array = np.asarray(image)[0]
+            array = backends.to_numpy(image)[0]
             if not np.isfinite(array).all():
                 result.stopped = "nonfinite"
                 result.message = f"image became non-finite at step {step}; kept the last finite image"
@@ -386,7 +358,8 @@ class Engine:
                     begin = extend(resize_to(start_image, shape), pad)
                 else:  # the previous scale's picture, resized, with a new mirrored margin
                     resize = resizer(scale["margin_before"], shape, pad)
-                    begin = np.clip(resize(scale["canvas"][None], "bicubic")[0].numpy(), 0.0, 1.0)
+                    resized = resize(backends.constant(scale["canvas"][None]), "bicubic")
+                    begin = np.clip(backends.to_numpy(resized)[0], 0.0, 1.0)
                 scale["canvas"] = begin  # until this scale's first step replaces it
                 result.scales.append({"size": size, "height": shape[0], "width": shape[1],
                                       "first_step": result.steps + 1, "tile": tile, "margin": pad})
@@ -399,7 +372,7 @@ class Engine:
                         objective, extend(mask_for(mask, shape, content.shape[:2])[0], pad)[None],
                         scaled_content[None])
                 with self.device_scope():
-                    stepper = self._start(objective, tf.constant(begin[None]), state)
+                    stepper = self._start(objective, backends.constant(begin[None]), state)
                     state = begin = None  # copied by the solver: 9 floats a pixel (moments, start)
                     # the scale's set-up (targets, the solver's start) is not its first step
                     clock["last"] = time.perf_counter()

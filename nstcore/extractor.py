@@ -4,7 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Mapping, Sequence
 
-Features = Mapping[str, Any]  # layer name -> tf.Tensor [1, h, w, c]
+Features = Mapping[str, Any]  # layer name -> a backend tensor [1, h, w, c]
 
 
 class FeatureExtractor(ABC):
@@ -14,6 +14,8 @@ class FeatureExtractor(ABC):
     extractor can build a network that computes those layers and nothing deeper.
     """
 
+    #: the backends it runs on (:mod:`nstcore.backends`; default TensorFlow alone)
+    backends: tuple[str, ...] = ("tensorflow",)
     #: Every layer this extractor can return, in network order.
     layers: Sequence[str] = ()
 

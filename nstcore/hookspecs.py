@@ -6,10 +6,13 @@ Registration hooks receive a ``register`` callback, as in llm and datasette::
     def register_losses(register):
         register("meanstd", MeanStdLoss, description="match channel means and stds")
 
-``register(name, factory, *, description="", options=())`` takes either a callable that builds
-the component (usually its class) or a lazy ``"module:attribute"`` string, so listing plugins need
-not import TensorFlow; ``options`` declares the keyword options the factory takes
-(:class:`nstcore.options.Option`), which the core converts and checks before calling it.
+``register(name, factory, *, description="", options=(), backends=None)`` takes either a
+callable that builds the component (usually its class) or a lazy ``"module:attribute"`` string,
+so listing plugins need not import TensorFlow; ``options`` declares the keyword options the
+factory takes (:class:`nstcore.options.Option`), which the core converts and checks before
+calling it; ``backends`` the backends it runs on (``nstcore.backends.ALL`` for code written with
+``keras.ops`` alone; default: the class's ``backends`` attribute, else TensorFlow alone), so a
+run on another backend is refused before any work.
 ``register_commands`` adds subcommands to the ``nstcore`` command line. Lifecycle hooks let plugins
 observe a run (save frames, log metrics) without a core change.
 

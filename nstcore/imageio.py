@@ -140,7 +140,8 @@ def long_side_shape(height: int, width: int, size: int) -> tuple[int, int]:
 
 
 def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
-    """Scale so the long side is exactly ``size`` (bilinear ``tf.image.resize``, as the tutorial).
+    """Scale so the long side is exactly ``size`` (bilinear, not antialiased: the tutorial's
+    ``tf.image.resize``, computed in NumPy by :mod:`nstcore.resize`).
 
     The short side is truncated from float32 like the tutorial's ``load_img``; unlike it, the long
     side is set to ``size`` itself (the tutorial's float rounding can give ``size - 1``). An image
@@ -149,9 +150,9 @@ def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     target = long_side_shape(image.shape[0], image.shape[1], size)
     if target == image.shape[:2]:
         return image
-    import tensorflow as tf
+    from nstcore.resize import resize_array
 
-    return tf.image.resize(image, target).numpy().astype(np.float32)
+    return resize_array(image, target, "bilinear", antialias=False)
 
 
 def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:

@@ -19,6 +19,14 @@ class HoldError(PluginError):
         self.loss, self.detail = loss, detail
 
 
+def add(terms: Sequence[Any]) -> Any:
+    """The sum of a non-empty list of tensors (any backend's)."""
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
 class Loss(ABC):
     """One weighted term of the objective.
 
@@ -27,8 +35,13 @@ class Loss(ABC):
     by :attr:`weight`. Regularisers use no layers and look at the image itself.
     """
 
-    #: "content" losses get ``--content-layers``/``--content-weight``, "style" losses the style ones.
-    role: ClassVar[str] = "style"
+    #: required: "content" losses get ``--content-layers``/``--content-weight``, "style" losses
+    #: the style ones, "regularizer" losses look at the image itself (a loss without one is
+    #: refused when it is built)
+    role: ClassVar[str]
+    #: the backends this loss runs on (:mod:`nstcore.backends`); code written with ``keras.ops``
+    #: only declares all of them, code with ``tf.*`` the default, TensorFlow alone
+    backends: ClassVar[tuple[str, ...]] = ("tensorflow",)
     default_weight: ClassVar[float] = 1.0
     default_layers: ClassVar[Sequence[str]] = ()
 
@@ -50,40 +63,32 @@ class Loss(ABC):
     def mean_over_layers(self, terms: Sequence[Any]) -> Any:
         """The per-layer ``terms`` (in :attr:`layers` order) averaged with :attr:`layer_weights`
         (weights relative: divided by their sum); equal weights give the plain mean."""
-        import tensorflow as tf
-
+        terms = list(terms)
         if self.layer_weights is None or len(set(self.layer_weights.values())) == 1:
-            return tf.add_n(list(terms)) / len(terms)
+            return add(terms) / len(terms)
         total = sum(self.layer_weights.values())
-        return tf.add_n([term * (self.layer_weights[n] / total) for n, term in zip(self.layers, terms)])
+        return add([term * (self.layer_weights[n] / total) for n, term in zip(self.layers, terms)])
 
     def hold(self, values: Mapping[str, Any], held: Mapping[str, Any] | None) -> dict[str, Any]:
-        """``values`` (name -> one tensor each) kept in ``tf.Variable`` s: ``held`` (what the
-        last call returned) is assigned in place where names and shapes match, so a solver can
-        reuse a step it traced for an earlier run (``nstcore batch``: no tracing from job 2 on).
+        """``values`` (name -> one tensor each) kept for the run. On TensorFlow they are
+        ``tf.Variable`` s and ``held`` (what the last call returned) is assigned in place where
+        names and shapes match, so a solver can reuse a step it traced for an earlier run
+        (``nstcore batch``: no tracing from job 2 on); other backends keep plain tensors.
 
         A tuple or list under one name is refused (:class:`HoldError`): it would be stacked into
         one variable and fail later inside the traced step; hold each tensor by its own name."""
-        import tensorflow as tf
+        from nstcore import backends
 
         if not isinstance(values, Mapping):
             raise HoldError(self.name, f"hold() takes a dict of name -> tensor, got a"
                             f" {type(values).__name__}: e.g. self.hold({{'target': t}}, held)")
-        kept = {}
         for name, value in values.items():
             if isinstance(value, (tuple, list, dict)):
                 parts = ", ".join(f"'{name}_{i}': ..." for i in range(min(len(value), 3)))
                 raise HoldError(self.name, f"hold() keeps one tensor per name, but '{name}' is a"
                                 f" {type(value).__name__} of {len(value)}: hold each under its own"
                                 f" name ({{{parts}}}) and read them back by name")
-            old = held.get(name) if held else None
-            value = tf.convert_to_tensor(value)
-            if isinstance(old, tf.Variable) and old.shape == value.shape and old.dtype == value.dtype:
-                old.assign(value)
-                kept[name] = old
-            else:
-                kept[name] = tf.Variable(value, trainable=False)
-        return kept
+        return backends.get().hold(values, held)
 
     def prepare(self, content: Features, style: Features) -> None:
         """Compute targets from the content and style images' features (called once per scale)."""

@@ -53,16 +53,22 @@ def resizer(margin: int, shape: tuple[int, int], new_margin: int) -> Callable[[A
     ``method`` (``bilinear``, ``bicubic``), and ``new_margin`` px mirrored around it. Coarse-to-fine
     runs pass it the image and the solver's carried state (:meth:`nstcore.solver.Stepper.carry`),
     so both keep the picture where it is and nothing of the old margin comes along."""
-    import tensorflow as tf
+    from nstcore import backends
+
+    ops = backends.ops()
 
     def resize(canvas: Any, method: str) -> Any:
-        canvas = tf.convert_to_tensor(canvas)
+        canvas = ops.convert_to_tensor(canvas)
         if margin:
-            canvas = canvas[:, margin:tf.shape(canvas)[1] - margin, margin:tf.shape(canvas)[2] - margin]
-        picture = tf.image.resize(canvas, shape, method=method, antialias=True)
+            height, width = canvas.shape[1], canvas.shape[2]
+            canvas = canvas[:, margin:height - margin, margin:width - margin]
+        picture = backends.resize(canvas, shape, method)
         if not new_margin:
             return picture
-        pads = [[0, 0], [new_margin, new_margin], [new_margin, new_margin], [0, 0]]
-        return tf.pad(picture, pads, mode="SYMMETRIC")
+        # mirrored by gathering rows and columns (Keras's torch backend pads "symmetric" as
+        # "edge"): the same indices as np.pad(..., mode="symmetric") on every backend
+        rows = np.pad(np.arange(shape[0]), new_margin, mode="symmetric")
+        cols = np.pad(np.arange(shape[1]), new_margin, mode="symmetric")
+        return ops.take(ops.take(picture, rows, axis=1), cols, axis=2)
 
     return resize

@@ -50,12 +50,12 @@ class MaskedObjective:
     the picture is compose(y). Looks like the objective it wraps (tiled or not) to the solvers."""
 
     def __init__(self, objective: Any, mask: np.ndarray, base: np.ndarray) -> None:
-        import tensorflow as tf
+        from nstcore import backends
 
         self.objective = objective
         self.term_names, self.origins = objective.term_names, objective.origins
-        self.mask = tf.constant(mask, tf.float32)
-        self.base = tf.constant(base, tf.float32)
+        self.mask = backends.constant(mask)
+        self.base = backends.constant(base)
 
     def compose(self, image: Any) -> Any:
         return self.mask * image + (1.0 - self.mask) * self.base

@@ -69,6 +69,8 @@ class Component:
     plugin: PluginInfo
     description: str = ""
     options: tuple[Option, ...] = ()
+    #: the backends it runs on, declared at registration (default: TensorFlow alone)
+    backends: tuple[str, ...] = ("tensorflow",)
 
     def label(self) -> str:
         return f"{self.kind} '{self.name}' from plugin {self.plugin.label()}"
@@ -310,7 +312,7 @@ class PluginManager:
         found: list[Component] = []
 
         def register(name: str, factory: Callable[..., Any] | str, *, description: str = "",
-                     options: Sequence[Option] = ()) -> None:
+                     options: Sequence[Option] = (), backends: Sequence[str] | None = None) -> None:
             plugin_name = self.caller_of(hook) or "(unknown)"
             info = self.info.get(plugin_name) or PluginInfo(plugin_name, "(registered in code)", "", "")
             if not isinstance(name, str) or not name:
@@ -320,7 +322,16 @@ class PluginManager:
             options = tuple(options)
             if not all(isinstance(o, Option) for o in options):
                 raise ValueError(f"{kind} '{name}': options must be nstcore.options.Option objects")
-            found.append(Component(kind, name, factory, info, description, options))
+            from nstcore.backends import LEGACY, NAMES
+
+            if backends is None:  # a class passed itself may say it; a lazy string cannot
+                backends = getattr(factory, "backends", None) if not isinstance(factory, str) else None
+            declared = tuple(backends or LEGACY)
+            unknown = [b for b in declared if b not in NAMES]
+            if unknown:
+                raise ValueError(f"{kind} '{name}': unknown backend(s) {', '.join(unknown)}"
+                                 f" (known: {', '.join(NAMES)})")
+            found.append(Component(kind, name, factory, info, description, options, declared))
 
         self.call_isolated(hook, _before_each=found.clear, register=register)
         return list(found)

@@ -52,6 +52,6 @@ def resize_to(image: np.ndarray, shape: tuple[int, int], method: str = "bilinear
     """``image`` (h, w, c) at ``shape``; downsampling is antialiased; unchanged if already there."""
     if tuple(image.shape[:2]) == tuple(shape):
         return image
-    import tensorflow as tf
+    from nstcore.resize import resize_array
 
-    return tf.image.resize(image, shape, method=method, antialias=True).numpy().astype(np.float32)
+    return resize_array(image, shape, method)

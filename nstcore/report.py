@@ -9,8 +9,22 @@ from typing import Any
 
 from nstcore.files import atomic_write
 
-PACKAGES = ("nstcore", "tensorflow", "keras", "scipy", "numpy",
+PACKAGES = ("nstcore", "tensorflow", "keras", "jax", "torch", "scipy", "numpy",
             "pillow", "pluggy")
+
+
+def backend_facts(device: str | None = None) -> dict[str, Any]:
+    """The process's backend: its name, its framework's version and the device, in words."""
+    from nstcore import backends
+
+    backend = backends.get()
+    label = device
+    if device and device != "default":
+        try:
+            label = backend.device_label(device)
+        except Exception:  # a device name the backend no longer knows: keep the name
+            label = device
+    return {"name": backend.NAME, "version": backend.version(), "device": label}
 
 
 def library_versions() -> dict[str, str]:
@@ -35,6 +49,7 @@ def build_report(settings: dict[str, Any], result: Any, *, extractor: Any = None
         "status": result.stopped or "finished",
         "message": result.message,
         "device": result.device,
+        "backend": backend_facts(result.device),
         "steps_done": result.steps,
         "scales": result.scales,
         "loss_evaluations": result.evaluations,

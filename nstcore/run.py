@@ -44,11 +44,19 @@ def plan_run(settings: Settings) -> Plan:
     shorthand flags plugins declare (``--weights``); a shorthand no selected plugin declares is
     an error, as is any value its declaration refuses.
     """
+    from nstcore import backends
+
+    backend = backends.requested(settings.backend)
     registry = get_plugin_manager().registry
     extractor = registry.get("extractor", settings.extractor)
     solver = registry.get("solver", settings.optimizer)
     losses = [registry.get("loss", name) for name in settings.losses]
     selected = [extractor, solver, *losses]
+    for component in selected:
+        if backend not in component.backends:
+            raise InputError(f"{component.label()} runs on {', '.join(component.backends)}, not on"
+                             f" the {backend} backend (use --backend {component.backends[0]},"
+                             f" or another {component.kind})")
     for keyword in settings.shorthands:
         if not any(o.keyword == keyword for c in selected for o in c.options):
             flag = registry.shorthand_flag(keyword)
@@ -119,7 +127,6 @@ def resize_inputs(arrays: list[tuple[str, np.ndarray]], size: int, style_size: i
     side below ``minimum`` (what the extractor needs, said by ``needs``) is refused first.
     Returns the content and the list of styles."""
     from nstcore.imageio import long_side_shape, resize_long_side
-    from nstcore.tfload import load_tensorflow
 
     sizes = [size] + [style_size or size] * (len(arrays) - 1)
     for (label, array), target in zip(arrays, sizes):
@@ -128,7 +135,6 @@ def resize_inputs(arrays: list[tuple[str, np.ndarray]], size: int, style_size: i
             raise InputError(f"{label} image is {array.shape[1]}x{array.shape[0]}; at {target} px"
                              f" its short side is {short} px, below the {minimum} px {needs}"
                              " (use a larger --size)")
-    load_tensorflow()
     resized = [np.clip(resize_long_side(array, target), 0.0, 1.0)
                for (_, array), target in zip(arrays, sizes)]
     return resized[0], resized[1:]
@@ -137,8 +143,8 @@ def resize_inputs(arrays: list[tuple[str, np.ndarray]], size: int, style_size: i
 def load_inputs(content: Any, style: Any, size: int) -> tuple[np.ndarray, Any]:
     """Content and style(s) as float arrays with long side ``size`` (paths or arrays accepted).
 
-    The files are read (and refused) before TensorFlow is loaded for the resizing. The style
-    comes back as given: one array, or a list.
+    The files are read (and refused) and resized without loading any backend. The style comes
+    back as given: one array, or a list.
     """
     content_image, styles = resize_inputs(read_inputs(content, style), size)
     return content_image, (styles if isinstance(style, (list, tuple)) else styles[0])
@@ -147,11 +153,11 @@ def load_inputs(content: Any, style: Any, size: int) -> tuple[np.ndarray, Any]:
 def seed_everything(seed: int | None) -> None:
     if seed is None:
         return
-    import tensorflow as tf
+    from nstcore import backends
 
     random.seed(seed)
     np.random.seed(seed)
-    tf.random.set_seed(seed)
+    backends.get().seed(seed)
 
 
 def stylize(content: Any, style: Any, *, on_step: Callable | None = None, **options: Any):
@@ -239,15 +245,15 @@ def prepare_run(settings: Settings, content: Any, style: Any,
     engine built for the same components, options, weights and layers: the network and its
     weights are loaded once, not per run.
     """
-    from nstcore.tfload import load_tensorflow
-
+    from nstcore import backends
     from nstcore.imageio import load_image_data
 
     plan = plan_run(settings)
     content_data = load_image_data(content) if isinstance(content, (str, os.PathLike)) else None
     arrays = read_inputs(content if content_data is None else content_data.rgb, style)
     extras = read_extras(settings, content_data, arrays[0][1].shape[:2])
-    load_tensorflow()  # quietly, before any plugin module imports it
+    backends.choose(settings.backend)  # once per process, before anything imports Keras
+    backends.ops()  # TensorFlow loaded quietly, before any plugin module imports it
     from nstcore.blend import parse_blend
     from nstcore.device import resolve_device
     from nstcore.engine import Engine

@@ -27,14 +27,17 @@ packages = ["{package}"]
 _INIT = '''"""nstcore plugin registering the ``{name}`` loss.
 
 The class is named as a "module:attribute" string, so ``nstcore plugins`` lists it without
-importing TensorFlow.
+importing TensorFlow; ``backends`` says it runs on every backend (it uses keras.ops only: a
+loss written with tf.* leaves ``backends`` out and runs on TensorFlow alone).
 """
 import nstcore
+from nstcore.backends import ALL
 
 
 @nstcore.hookimpl
 def register_losses(register):
-    register("{name}", "{package}.loss:{cls}", description="describe your loss here")
+    register("{name}", "{package}.loss:{cls}", description="describe your loss here",
+             backends=ALL)
 '''
 
 _LOSS = '''"""The ``{name}`` loss. Start here: change ``prepare`` and ``__call__``."""
@@ -42,33 +45,35 @@ from __future__ import annotations
 
 from typing import Any
 
-import tensorflow as tf
-
+from nstcore import backends
 from nstcore.extractor import Features
 from nstcore.loss import Loss
+
+ops = backends.ops()  # keras.ops on the run's backend: TensorFlow, JAX or PyTorch
 
 
 class {cls}(Loss):
     """Example: match each style layer's mean activation (replace with your idea)."""
 
     role = "style"  # "content", "style" or "regularizer": which --*-weight/--*-layers apply
+    backends = backends.ALL  # keras.ops only; with tf.* code, delete this line (TensorFlow alone)
     default_weight = 1e2
     default_layers = ("block1_conv1", "block2_conv1", "block3_conv1")
 
     def prepare(self, content: Features, style: Features) -> None:
         # Runs once: compute targets from the style (or content) image's features.
-        self.targets = {{name: tf.reduce_mean(style[name], axis=[1, 2]) for name in self.layers}}
+        self.targets = {{name: ops.mean(style[name], axis=[1, 2]) for name in self.layers}}
 
-    def __call__(self, features: Features, image: Any) -> tf.Tensor:
-        # Runs every step, inside tf.function: TensorFlow ops only, return an unweighted scalar.
-        terms = [tf.reduce_mean(tf.square(tf.reduce_mean(features[name], axis=[1, 2])
-                                          - self.targets[name])) for name in self.layers]
+    def __call__(self, features: Features, image: Any) -> Any:
+        # Runs every step, traced (tf.function, jax.jit): keras.ops only, return an unweighted
+        # scalar; no .numpy(), no Python if on a tensor's value.
+        terms = [ops.mean(ops.square(ops.mean(features[name], axis=[1, 2]) - self.targets[name]))
+                 for name in self.layers]
         return self.mean_over_layers(terms)  # honours --style-layers NAME:WEIGHT
 '''
 
 _TEST = '''"""Contract checks from nstcore's test kit, plus a test of your own."""
-import tensorflow as tf
-
+from nstcore import backends
 from nstcore.testing import TinyVGG, check_loss, tiny_images
 from {package}.loss import {cls}
 
@@ -89,7 +94,7 @@ def test_is_zero_when_the_image_is_the_style_image():
     extractor.select(loss.layers)
     content, style, _ = tiny_images()
     loss.prepare(extractor(content[None]), extractor(style[None]))
-    assert float(loss(extractor(tf.constant(style[None])), style[None])) < 1e-10
+    assert float(loss(extractor(backends.constant(style[None])), style[None])) < 1e-10
 '''
 
 _README = '''# {dist}

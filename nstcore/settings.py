@@ -95,6 +95,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
            " (same aspect ratio as the content)"),
     Option("seed", int, None, "random seed (noise init, determinism)", minimum=0),
     Option("device", str, "auto", "where to compute", choices=("auto", "cpu", "gpu")),
+    Option("backend", str, None, "numeric backend, chosen once per process: tensorflow (the"
+           " tutorial's), jax or torch (through Keras 3); default: $NSTCORE_BACKEND, else"
+           " tensorflow", choices=("tensorflow", "jax", "torch")),
     Option("tile", str, "auto", "evaluate the image in tiles of this many px (exact; memory"
            " bounded by the tile): auto (only when the memory estimate exceeds the limit), off,"
            " or PX such as 512"),

@@ -2,16 +2,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping
 
-
-class Objective(Protocol):
-    """``objective(image) -> (total, {term: weighted value})`` for a [1, h, w, 3] tensor."""
-
-    term_names: tuple[str, ...]
-
-    def __call__(self, image: Any) -> "tuple[Any, Mapping[str, Any]]": ...
-
+from nstcore.objective import Objective  # noqa: F401  (what a solver minimises)
 
 #: What one step reports: (total, {term: value}, objective evaluations so far).
 StepOutput = "tuple[Any, Mapping[str, Any], int]"
@@ -120,9 +113,13 @@ class Stepper(ABC):
 class Solver(ABC):
     """Builds a :class:`Stepper` for each scale; the engine steps it and reports every step.
 
+    ``backends`` lists the backends it runs on (:mod:`nstcore.backends`; default TensorFlow).
+
     ``total``/``terms`` describe the image the step started from for first-order solvers (as in
     the TensorFlow tutorial) and the accepted point for L-BFGS.
     """
+
+    backends: tuple[str, ...] = ("tensorflow",)
 
     @abstractmethod
     def start(self, objective: Objective, image: Any, state: Any = None) -> Stepper:

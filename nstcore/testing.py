@@ -61,9 +61,14 @@ class TinyVGG(FeatureExtractor):
 
     @classmethod
     def tile_geometry(cls, layers: Sequence[str]) -> Any:
-        from nstcore.tiling import conv_pool_geometry, vgg_network
+        from nstcore.tiling import conv_pool_geometry
 
-        return conv_pool_geometry(vgg_network(cls.layers), layers)
+        network: list[tuple[str, Any]] = []  # 3x3 convolutions, a 2x2 pool before each block
+        for name in cls.layers:
+            if name.endswith("_conv1") and network:
+                network.append(("pool", 2))
+            network.append(("conv", (name, 3)))
+        return conv_pool_geometry(network, layers)
 
     def preprocess(self, image: Any) -> Any:
         return image - 0.5
@@ -210,7 +215,7 @@ def check_tiled(factory: Callable[..., Any] | Any, *, extractor: FeatureExtracto
     methods fails. ``check_loss`` calls this. Returns what was checked, in one line.
     """
     tf = _tf()
-    from nstcore.engine import Objective
+    from nstcore.objective import Objective
     from nstcore.tiling import TiledFeatures, TiledObjective, can_tile, statistics_methods
 
     loss = _build(factory, name="under_test")

@@ -65,17 +65,6 @@ def conv_pool_geometry(network: Sequence[tuple[str, Any]], layers: Sequence[str]
     return TileGeometry(align, math.ceil(halo / align) * align, strides)
 
 
-def vgg_network(layers: Sequence[str]) -> list[tuple[str, Any]]:
-    """A VGG-style stack for :func:`conv_pool_geometry` from its layer names: 3x3 convolutions
-    (``blockN_convM``) with a 2x2 max-pool before each block after the first."""
-    network: list[tuple[str, Any]] = []
-    for name in layers:
-        if name.endswith("_conv1") and network:
-            network.append(("pool", 2))
-        network.append(("conv", (name, 3)))
-    return network
-
-
 @dataclass(frozen=True)
 class Tile:
     """A tile's core (the positions whose statistics it contributes) and window (core + halo),
@@ -134,6 +123,8 @@ class Region:
     def take(self, target: Any, layer: str, like: Any) -> Any:
         """The part of ``target`` (a whole-image [1, h, w, c] map of ``layer``) under this region,
         shaped like ``like`` (the core's features)."""
+        if not self.offsets:  # the whole image (:data:`WHOLE`): the whole target, any backend
+            return target
         tf = _tf()
         row, col = self.offsets.get(layer, (0, 0))
         height, width = like.shape[1], like.shape[2]

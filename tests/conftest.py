@@ -7,6 +7,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["NSTCORE_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only nstcore's own entry points
+os.environ.pop("NSTCORE_BACKEND", None)  # the suite runs on tensorflow; tests/test_backends.py
+os.environ.pop("KERAS_BACKEND", None)  # starts a process of its own for each other backend
 
 import numpy as np
 import pytest

@@ -8,6 +8,7 @@ from nstcore.loss import Loss
 class NumpyMomentsLoss(Loss):
     """Works eagerly; inside the traced step ``.numpy()`` does not exist."""
 
+    role = "style"
     default_layers = ("block1_conv1",)
 
     def __call__(self, features, image):
@@ -17,6 +18,7 @@ class NumpyMomentsLoss(Loss):
 class TupleHoldLoss(Loss):
     """Holds a (mean, std) tuple under one name."""
 
+    role = "style"
     default_layers = ("block1_conv1",)
 
     def prepare(self, content, style):

@@ -62,6 +62,7 @@ def test_every_block_of_the_plugin_tutorial_runs(tmp_path, user_env, weights_pat
     # the new loss is listed with its distribution, used by runs, and its tests passed
     assert re.search(r"loss\s+brightness\s+brightness\s+nstcore-brightness\s+0\.1\.0", joined)
     assert (tmp_path / "brightness.png").is_file() and (tmp_path / "mixed.png").is_file()
+    assert (tmp_path / "brightness-jax.png").is_file()  # the guide's loss runs on JAX as written
     assert "passed" in joined
     assert (tmp_path / "steps.csv").read_text().count("\n") == 3
     assert "register_losses" in joined  # plugins --hooks

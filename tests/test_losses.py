@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from nstcore_benchmarks.tutorial_reference import TutorialRun
-from nstcore.engine import Objective
+from nstcore.objective import Objective
 from nstcore_builtins.content import ContentLoss
 from nstcore_builtins.gram import GramStyleLoss, gram_matrix
 from nstcore_builtins.tv import TotalVariationLoss

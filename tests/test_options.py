@@ -207,7 +207,7 @@ def test_lbfgs_reports_a_genuine_convergence(weights_path):
         for _ in range(50):
             stepper.step()
     assert stop.value.converged and "converged" in stop.value.reason
-    np.testing.assert_allclose(stepper.image().numpy(), target.numpy(), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(stepper.image()), target.numpy(), atol=1e-4)
 
 
 @pytest.mark.parametrize("value,message", [

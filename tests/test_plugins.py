@@ -146,7 +146,7 @@ def test_an_entry_point_named_like_a_builtin_one_still_loads(tmp_path):
 @pytest.mark.parametrize("loss,expected", [
     ("numpymoments", "nstcore: error: loss 'numpymoments' from plugin 'mistakes' (tests 1.0) failed:"
                      " AttributeError: 'SymbolicTensor' object has no attribute 'numpy'; a loss runs"
-                     " inside tf.function: no .numpy(), no Python if/for on tensor values"),
+                     " traced (tf.function, jax.jit): no .numpy(), no Python if/for on tensor values"),
     ("tuplehold", "nstcore: error: loss 'tuplehold' from plugin 'mistakes' (tests 1.0): hold() keeps"
                   " one tensor per name, but 'target' is a tuple of 2: hold each under its own name"),
 ])

@@ -132,6 +132,8 @@ def test_lbfgs_stops_on_a_nonfinite_loss_like_adam(image_files, tmp_path, capsys
 
 
 class RaisesInsideLoss(Loss):
+    role = "style"
+
     def __call__(self, features, image):
         raise ValueError("my loss is broken")
 
@@ -162,6 +164,8 @@ def test_plugin_raising_inside_its_loss_is_named_and_builtins_still_work(
 def test_a_loss_returning_a_vector_is_refused_with_what_to_fix(image_files, tmp_path, capsys,
                                                                 weights_path):
     class VectorLoss(Loss):
+        role = "regularizer"
+
         def __call__(self, features, image):
             import tensorflow as tf
 

@@ -1,4 +1,6 @@
 """Adam and L-BFGS lower the loss, keep pixels in [0, 1], and Adam matches the tutorial step by step."""
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -90,7 +92,7 @@ def test_lbfgs_pixels_that_overshoot_the_range_move_back():
         except nstcore.solver.SolverStopped as stop:
             assert stop.converged, stop.reason
             break
-    image = stepper.image().numpy()
+    image = np.asarray(stepper.image())
     assert image.min() >= 0.0 and image.max() <= 1.0
     np.testing.assert_allclose(image[0, :3], 0.3, atol=0.02)  # they came back and converged
 
@@ -116,3 +118,21 @@ def test_precision_auto_picks_bfloat16_only_where_it_is_native(flags, native, mo
         assert warning == ["nstcore: warning: --precision bfloat16: this machine has no native"
                            " bfloat16 (no GPU, no avx512_bf16 or amx_bf16 CPU flag), so it will run"
                            " several times slower than float32; use --precision auto or float32"]
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_a_start_that_is_already_optimal_is_a_success(image_files, tmp_path, capsys, weights_path,
+                                                      optimizer):
+    """Content alone, starting from the content: the gradient is zero at the start. That is
+    convergence (exit 0, the picture written), not a failed line search."""
+    from nstcore import cli
+
+    content, style = image_files
+    out, report = tmp_path / "out.png", tmp_path / "r.json"
+    code = cli.main(["run", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "3",
+                     "--style-weight", "0", "--tv-weight", "0", "--optimizer", optimizer,
+                     "--weights", weights_path, "--report", str(report), "-q"])
+    assert code == 0, capsys.readouterr().err
+    assert out.is_file()
+    status = json.loads(report.read_text())["status"]
+    assert status == ("converged" if optimizer == "lbfgs" else "finished")

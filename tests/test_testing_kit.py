@@ -43,6 +43,8 @@ def gradient_off_by(factor):
     """A loss whose hand-written gradient is ``factor`` times the true one."""
 
     class OffGradientLoss(Loss):
+        role = "regularizer"
+
         def __call__(self, features, image):
             @tf.custom_gradient
             def f(x):
@@ -78,16 +80,21 @@ def test_extractors_pass(weights_path):
 
 
 class VectorLoss(Loss):
+    role = "regularizer"
+
     def __call__(self, features, image):
         return tf.image.total_variation(image)
 
 
 class RoundingLoss(Loss):
+    role = "regularizer"
+
     def __call__(self, features, image):
         return tf.reduce_sum(tf.round(image * 255.0))
 
 
 class StopGradientLoss(Loss):
+    role = "style"
     default_layers = ("block1_conv1",)
 
     def prepare(self, content, style):
@@ -99,6 +106,7 @@ class StopGradientLoss(Loss):
 
 
 class WrongLayerLoss(Loss):
+    role = "style"
     default_layers = ("conv9_9",)
 
     def __call__(self, features, image):
@@ -106,6 +114,8 @@ class WrongLayerLoss(Loss):
 
 
 class RandomLoss(Loss):
+    role = "regularizer"
+
     def __call__(self, features, image):
         return tf.reduce_sum(image) * tf.random.uniform([])
 
@@ -116,6 +126,7 @@ WrongGradientLoss = gradient_off_by(3.0)
 class SameSizeLoss(Loss):
     """Assumes the style image has the content image's size (subtracts feature maps)."""
 
+    role = "style"
     default_layers = ("block1_conv1",)
 
     def prepare(self, content, style):
@@ -127,6 +138,8 @@ class SameSizeLoss(Loss):
 
 class NumpyLoss(Loss):
     """Leaves TensorFlow with .numpy(): fine eagerly, a crash inside tf.function."""
+
+    role = "regularizer"
 
     def __call__(self, features, image):
         return tf.constant(float(image.numpy().mean())) + tf.reduce_mean(image)

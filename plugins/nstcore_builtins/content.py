@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import tensorflow as tf
-
+from nstcore import backends
 from nstcore.extractor import Features
 from nstcore.loss import Loss
+
+ops = backends.ops()
 
 
 class ContentLoss(Loss):
@@ -17,6 +18,7 @@ class ContentLoss(Loss):
     """
 
     role = "content"
+    backends = backends.ALL
     default_weight = 1e4
     default_layers = ("block5_conv2",)
 
@@ -24,17 +26,18 @@ class ContentLoss(Loss):
         self.targets = self.hold({name: content[name] for name in self.layers},
                                  getattr(self, "targets", None))
 
-    def __call__(self, features: Features, image: Any) -> tf.Tensor:
-        return self.mean_over_layers([tf.reduce_mean(tf.square(features[n] - self.targets[n]))
+    def __call__(self, features: Features, image: Any) -> Any:
+        return self.mean_over_layers([ops.mean(ops.square(features[n] - self.targets[n]))
                                       for n in self.layers])
 
-    def statistics(self, features: Features, region: Any) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
+    def statistics(self, features: Features, region: Any) -> dict[str, tuple[Any, Any]]:
         sums = {}
         for n in self.layers:
             target = region.take(self.targets[n], n, features[n])
-            sums[n] = (tf.reduce_sum(tf.square(features[n] - target)),
-                       tf.cast(tf.size(features[n]), tf.float32))
+            shape = ops.shape(features[n])
+            sums[n] = (ops.sum(ops.square(features[n] - target)),
+                       ops.cast(shape[0] * shape[1] * shape[2] * shape[3], "float32"))
         return sums
 
-    def from_statistics(self, statistics: Any) -> tf.Tensor:
+    def from_statistics(self, statistics: Any) -> Any:
         return self.mean_over_layers([statistics[n][0] / statistics[n][1] for n in self.layers])

@@ -1,5 +1,6 @@
 """Registers the built-in feature extractor and declares its options."""
 from nstcore import hookimpl
+from nstcore.backends import ALL
 from nstcore.options import Option
 
 VGG19_OPTIONS = (
@@ -20,4 +21,4 @@ VGG19_OPTIONS = (
 def register_extractors(register):
     register("vgg19", "nstcore_builtins.vgg19:VGG19Extractor",
              description="VGG19 conv layers with real ImageNet weights (Keras layer names)",
-             options=VGG19_OPTIONS)
+             options=VGG19_OPTIONS, backends=ALL)

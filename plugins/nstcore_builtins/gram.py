@@ -3,24 +3,23 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import tensorflow as tf
-
+from nstcore import backends
 from nstcore.extractor import Features
-from nstcore.loss import Loss
+from nstcore.loss import Loss, add
 from nstcore.tiling import sum_statistics
 
+ops = backends.ops()
 
-def gram_matrix(features: tf.Tensor) -> tf.Tensor:
+
+def gram_matrix(features: Any) -> Any:
     """Channel-by-channel inner products over positions, divided by the number of positions."""
-    result = tf.linalg.einsum("bijc,bijd->bcd", features, features)
-    shape = tf.shape(features)
-    return result / tf.cast(shape[1] * shape[2], result.dtype)
+    return ops.einsum("bijc,bijd->bcd", features, features) / positions(features)
 
 
-def positions(features: tf.Tensor) -> tf.Tensor:
+def positions(features: Any) -> Any:
     """The number of positions of a [1, h, w, c] map, as a float32 scalar."""
-    shape = tf.shape(features)
-    return tf.cast(shape[1] * shape[2], tf.float32)
+    shape = ops.shape(features)
+    return ops.cast(shape[1] * shape[2], "float32")
 
 
 class GramStyleLoss(Loss):
@@ -35,6 +34,7 @@ class GramStyleLoss(Loss):
     """
 
     role = "style"
+    backends = backends.ALL
     default_weight = 1e-2
     default_layers = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
@@ -48,18 +48,18 @@ class GramStyleLoss(Loss):
             sums = sum_statistics(self.statistics, style)
             grams.append({name: (products / count)[None] for name, (products, count) in sums.items()})
         blended = grams[0] if len(grams) == 1 else {
-            name: tf.add_n([w * gram[name] for w, gram in zip(blend, grams)]) for name in self.layers}
+            name: add([w * gram[name] for w, gram in zip(blend, grams)]) for name in self.layers}
         self.targets = self.hold(blended, getattr(self, "targets", None))
 
-    def __call__(self, features: Features, image: Any) -> tf.Tensor:
-        return self.mean_over_layers([tf.reduce_mean(tf.square(gram_matrix(features[n]) - self.targets[n]))
+    def __call__(self, features: Features, image: Any) -> Any:
+        return self.mean_over_layers([ops.mean(ops.square(gram_matrix(features[n]) - self.targets[n]))
                                       for n in self.layers])
 
-    def statistics(self, features: Features, region: Any) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
-        return {n: (tf.linalg.einsum("bijc,bijd->cd", features[n], features[n]), positions(features[n]))
+    def statistics(self, features: Features, region: Any) -> dict[str, tuple[Any, Any]]:
+        return {n: (ops.einsum("bijc,bijd->cd", features[n], features[n]), positions(features[n]))
                 for n in self.layers}
 
-    def from_statistics(self, statistics: Any) -> tf.Tensor:
-        return self.mean_over_layers([tf.reduce_mean(tf.square(statistics[n][0] / statistics[n][1]
-                                                               - self.targets[n][0]))
+    def from_statistics(self, statistics: Any) -> Any:
+        return self.mean_over_layers([ops.mean(ops.square(statistics[n][0] / statistics[n][1]
+                                                          - self.targets[n][0]))
                                       for n in self.layers])

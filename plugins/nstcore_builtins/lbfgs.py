@@ -10,8 +10,9 @@ needs only the objective's value and gradient as arrays, so it serves every back
 
 SciPy's minimiser runs its own loop; the stepper runs it in a worker thread and lets it go on one
 iteration per :meth:`step` (its callback waits for the next request), so the engine still gets
-a callback after every iteration. The loss and its gradient are computed by a traced
-``tf.function`` (once per image shape), called from that thread.
+a callback after every iteration. The loss and its gradient are computed by the backend's
+compiled function (``tf.function``, ``jax.jit``; eager on torch), once per image shape, called
+from that thread.
 """
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ import weakref
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 from scipy.optimize import Bounds, minimize  # here, not in the first step (0.5 s to import)
 
+from nstcore import backends
 from nstcore.solver import Objective, Solver, SolverStopped, Stepper, TraceCache, trace_key
 
 #: SciPy's status 0: converged (its gradient or relative-reduction test); anything else is a stop
@@ -36,6 +37,8 @@ class LBFGS(Solver):
     ``maxcor``), ``max_line_search_iterations`` loss evaluations per line search (``maxls``);
     ``first_step``: the largest pixel change of the first trial step (see the stepper)."""
 
+    backends = backends.ALL
+
     def __init__(self, num_correction_pairs: int = 10, max_line_search_iterations: int = 20,
                  first_step: float = 0.05, jit_compile: bool = False) -> None:
         self.options = {"maxcor": num_correction_pairs, "maxls": max_line_search_iterations}
@@ -47,7 +50,7 @@ class LBFGS(Solver):
 
     def start(self, objective: Objective, image: Any, state: Any = None) -> Stepper:
         """``state`` is ignored: curvature pairs do not resize, so each scale starts afresh."""
-        image = tf.convert_to_tensor(image, tf.float32)
+        image = backends.constant(image)
         key = trace_key(objective, image)
         traced = self._traced.get(key) or self._traced.keep(
             objective, key, _Traced(objective, image, self.jit_compile))
@@ -55,19 +58,12 @@ class LBFGS(Solver):
 
 
 class _Traced:
-    """The image variable and the traced loss-and-gradient (and loss-only) functions on it."""
+    """The compiled loss-and-gradient (and loss-only) functions of an image."""
 
-    def __init__(self, objective: Objective, image: tf.Tensor, jit_compile: bool) -> None:
-        self.variable = variable = tf.Variable(image, name="lbfgs_image")
-
-        @tf.function(jit_compile=jit_compile)
-        def value_and_gradient():
-            with tf.GradientTape() as tape:
-                total, terms = objective(variable)
-            return total, terms, tape.gradient(total, variable)
-
-        self.value_and_gradient = value_and_gradient
-        self.forward = tf.function(lambda: objective(variable))
+    def __init__(self, objective: Objective, image: Any, jit_compile: bool) -> None:
+        backend = backends.get()
+        self.value_and_gradient = backend.compile(backend.value_and_grad(objective), jit_compile)
+        self.forward = backend.compile(backend.no_grad(objective))
 
 
 class _Channel:
@@ -107,10 +103,11 @@ class _LBFGSStepper(Stepper):
     most-pushed pixel by ``first_step``. A uniform scaling of the variables changes nothing after
     the first iteration (the curvature pairs absorb it)."""
 
-    def __init__(self, traced: _Traced, image: tf.Tensor, options: dict[str, Any],
+    def __init__(self, traced: _Traced, image: Any, options: dict[str, Any],
                  first_step: float) -> None:
         shape = tuple(image.shape)
-        variable, value_and_gradient, forward = traced.variable, traced.value_and_gradient, traced.forward
+        value_and_gradient, forward = traced.value_and_gradient, traced.forward
+        place = backends.get().place  # SciPy's thread is outside the engine's device scope
         self.shape = shape
         self.evaluations = 0
         self._seen: list[tuple[np.ndarray, Any, Any]] = []
@@ -118,21 +115,22 @@ class _LBFGSStepper(Stepper):
 
         def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
             """Loss and gradient at pixels ``x`` (float64, flat)."""
-            variable.assign(x.reshape(shape).astype(np.float32))
-            total, terms, gradient = value_and_gradient()
+            total, terms, gradient = value_and_gradient(place(as_pixels(x), image))
             counter.evaluations += 1
             seen.append((x.copy(), total, terms))
             del seen[:-REMEMBERED]
             if not np.isfinite(float(total)):  # no line search recovers from that: say so
                 raise _NonFinite(total, terms)
-            return float(total), gradient.numpy().astype(np.float64).ravel()
+            return float(total), backends.to_numpy(gradient).astype(np.float64).ravel()
+
+        def as_pixels(x: np.ndarray) -> np.ndarray:
+            return x.reshape(shape).astype(np.float32)
 
         def value_at(x: np.ndarray) -> tuple[Any, Any]:
-            variable.assign(x.reshape(shape).astype(np.float32))
-            return forward()
+            return forward(place(as_pixels(x), image))
 
         self._value_at = value_at
-        x0 = np.clip(image.numpy().astype(np.float64).ravel(), 0.0, 1.0)
+        x0 = np.clip(backends.to_numpy(image).astype(np.float64).ravel(), 0.0, 1.0)
         f0, g0 = evaluate(x0)
         largest = float(np.max(np.abs(g0))) if g0.size else 0.0
         # with every pixel boxed, the first trial is x - g (SciPy's first model is the identity)
@@ -196,8 +194,8 @@ class _LBFGSStepper(Stepper):
         total, terms = self._value_at(self._x)
         return total, terms, self.evaluations
 
-    def image(self) -> tf.Tensor:
-        return tf.constant(np.clip(self._x, 0.0, 1.0).reshape(self.shape).astype(np.float32))
+    def image(self) -> np.ndarray:
+        return np.clip(self._x, 0.0, 1.0).reshape(self.shape).astype(np.float32)
 
     def close(self) -> None:
         """End SciPy's loop (its thread exits once its current evaluation returns)."""

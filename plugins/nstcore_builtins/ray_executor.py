@@ -133,10 +133,13 @@ class _Chain:
 
 
 def job_memory(common: Mapping[str, Any]) -> float:
-    """Bytes one job needs, from the run's memory estimate at its size (VGG19's default layers)."""
+    """Bytes one job needs, from the run's memory estimate at its size: what the run's extractor
+    keeps per pixel down to its deepest layer (an upper bound for any losses' layers). Loading
+    the extractor's class imports no backend, so the driver stays light."""
+    from nstcore.plugins import get_plugin_manager
     from nstcore.resources import estimate_bytes
-    from nstcore_builtins.weights import vgg19_floats_per_pixel  # no TensorFlow in the driver
 
     size = int(common.get("size") or 512)
-    fpp = vgg19_floats_per_pixel(("block5_conv2",))
+    extractor = get_plugin_manager().registry.get("extractor", common.get("extractor") or "vgg19").load()
+    fpp = extractor.floats_per_pixel(extractor.layers) or 0.0
     return float(int(min(estimate_bytes(size * size, fpp), 8 * 2 ** 30)))

@@ -1,5 +1,6 @@
 """Registers the built-in solvers and declares their options (the core checks them)."""
 from nstcore import hookimpl
+from nstcore.backends import ALL
 from nstcore.options import Option
 
 XLA = Option("jit_compile", bool, False, "compile each step with XLA", flag="--xla")
@@ -25,6 +26,8 @@ LBFGS_OPTIONS = (
 @hookimpl
 def register_solvers(register):
     register("adam", "nstcore_builtins.adam:Adam", options=ADAM_OPTIONS,
-             description="Adam on the pixels, clipped to [0, 1] after every step (the tutorial's)")
+             description="Adam on the pixels, clipped to [0, 1] after every step (the tutorial's)",
+             backends=ALL)
     register("lbfgs", "nstcore_builtins.lbfgs:LBFGS", options=LBFGS_OPTIONS,
-             description="SciPy's L-BFGS-B: bounded to [0, 1], about one loss evaluation per step")
+             description="SciPy's L-BFGS-B: bounded to [0, 1], about one loss evaluation per step",
+             backends=ALL)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import keras
-import tensorflow as tf
+import numpy as np
 
+from nstcore import backends
 from nstcore.errors import InputError, WeightsError
 from nstcore.extractor import FeatureExtractor, Features
 from nstcore.console import info, warn
-from nstcore.tiling import TileGeometry, conv_pool_geometry, vgg_network
+from nstcore.tiling import TileGeometry, conv_pool_geometry
 from nstcore_builtins.weights import VGG19_CONV_LAYERS, WeightsInfo, resolve, vgg19_floats_per_pixel
 
 PRECISIONS = ("float32", "bfloat16")
@@ -30,13 +30,11 @@ def cpu_flags() -> set[str]:
 
 
 def native_bfloat16() -> bool:
-    """Whether bfloat16 convolutions run natively here: a GPU TensorFlow sees (compute
-    capability 8.0 or newer), or a CPU with AVX512-BF16 or AMX. Elsewhere TensorFlow emulates
-    bfloat16, measured 7-11x slower than float32 on an AVX2-only CPU."""
-    for gpu in tf.config.list_physical_devices("GPU"):
-        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
-        if capability and tuple(capability) >= (8, 0):
-            return True
+    """Whether bfloat16 convolutions run natively here: a GPU the backend sees (compute
+    capability 8.0 or newer), or a CPU with AVX512-BF16 or AMX. Elsewhere bfloat16 is emulated,
+    measured 7-11x slower than float32 with TensorFlow on an AVX2-only CPU."""
+    if backends.get().gpu_bfloat16():
+        return True
     return any(flag in cpu_flags() for flag in NATIVE_BFLOAT16_FLAGS)
 
 
@@ -52,25 +50,41 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
-POOLINGS = {"max": tf.nn.max_pool2d, "avg": tf.nn.avg_pool2d}
+def vgg_network(layers: Sequence[str]) -> list[tuple[str, Any]]:
+    """VGG's stack for :func:`nstcore.tiling.conv_pool_geometry` from its layer names: 3x3
+    convolutions (``blockN_convM``) with a 2x2 pool before each block after the first."""
+    network: list[tuple[str, Any]] = []
+    for name in layers:
+        if name.endswith("_conv1") and network:
+            network.append(("pool", 2))
+        network.append(("conv", (name, 3)))
+    return network
 
 
-def conv_stack(x: tf.Tensor, params: Sequence[tuple[str, tf.Tensor, tf.Tensor]],
+POOLINGS = ("max", "avg")
+#: Caffe's per-channel means, in BGR order (Keras's ``vgg19.preprocess_input``)
+BGR_MEANS = (103.939, 116.779, 123.68)
+
+
+def conv_stack(x: Any, params: Sequence[tuple[str, Any, Any]],
                selected: Sequence[str], pooling: str = "max") -> Features:
-    """VGG's body: 3x3 conv + ReLU per layer, 2x2 pooling between blocks (``blockN_convM``).
+    """VGG's body: 3x3 conv + ReLU per layer, 2x2 pooling between blocks (``blockN_convM``),
+    in ``keras.ops`` (any backend).
 
     ``params`` are (layer name, HWIO kernel, bias) in network order, up to the deepest layer
     wanted; ``pooling`` is VGG's ``max`` or ``avg`` (Gatys et al.'s choice: smoother pictures);
     returns the selected layers' activations as float32.
     """
-    features, block, pool = {}, 1, POOLINGS[pooling]
+    ops = backends.ops()
+    pool = ops.max_pool if pooling == "max" else ops.average_pool
+    features, block = {}, 1
     for name, kernel, bias in params:
         if int(name[5]) != block:  # VGG19 pools between blocks
-            x = pool(x, 2, 2, "VALID")
+            x = pool(x, 2, 2, "valid")
             block = int(name[5])
-        x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias))
+        x = ops.relu(ops.conv(x, kernel, 1, "same") + bias)
         if name in selected:
-            features[name] = tf.cast(x, tf.float32)
+            features[name] = ops.cast(x, "float32")
     return features
 
 
@@ -86,6 +100,7 @@ class VGG19Extractor(FeatureExtractor):
     """
 
     layers = tuple(name for name, _, _ in VGG19_CONV_LAYERS)
+    backends = backends.ALL
 
     def __init__(self, weights: str | None = None, precision: str = "auto",
                  fetch_if_missing: bool = True, pooling: str = "max") -> None:
@@ -99,7 +114,7 @@ class VGG19Extractor(FeatureExtractor):
         self.weights_info: WeightsInfo = resolve(weights, fetch_if_missing=fetch_if_missing,
                                                  announce=info)
         self.selected: tuple[str, ...] = ()
-        self._params: list[tuple[str, tf.Tensor, tf.Tensor]] = []
+        self._params: list[tuple[str, Any, Any]] = []
 
     @classmethod
     def floats_per_pixel(cls, layers: Sequence[str]) -> float:
@@ -129,6 +144,9 @@ class VGG19Extractor(FeatureExtractor):
         unknown = [name for name in layers if name not in self.layers]
         if unknown:
             raise InputError(f"unknown VGG19 layer {', '.join(unknown)} (layers: {', '.join(self.layers)})")
+        backends.ops()  # the backend chosen (and TensorFlow loaded quietly) before Keras
+        import keras
+
         try:
             base = keras.applications.VGG19(include_top=False, weights=self.weights_info.path)
         except Exception as exc:
@@ -138,20 +156,25 @@ class VGG19Extractor(FeatureExtractor):
                                " run `nstcore weights fetch`)") from None
         self.selected = tuple(dict.fromkeys(layers))
         deepest = max(self.layers.index(name) for name in self.selected)
-        dtype = tf.as_dtype(self.precision)
+        ops = backends.ops()
         self._params = []
         for name, _, _ in VGG19_CONV_LAYERS[:deepest + 1]:
             kernel, bias = base.get_layer(name).get_weights()
-            self._params.append((name, tf.constant(kernel, dtype), tf.constant(bias, dtype)))
+            self._params.append((name, ops.convert_to_tensor(kernel, self.precision),
+                                 ops.convert_to_tensor(bias, self.precision)))
+        self._means = ops.convert_to_tensor(np.array(BGR_MEANS, np.float32))
+        del base
 
-    def preprocess(self, image: Any) -> tf.Tensor:
-        # A tensor, never a numpy array: Keras's preprocess_input edits float numpy input in place.
-        return keras.applications.vgg19.preprocess_input(tf.convert_to_tensor(image) * 255.0)
+    def preprocess(self, image: Any) -> Any:
+        """Caffe's convention (Keras's ``vgg19.preprocess_input``): RGB in [0, 1] to BGR in
+        [0, 255] less the ImageNet means; written out, since Keras's edits NumPy input in place."""
+        ops = backends.ops()
+        return ops.flip(ops.convert_to_tensor(image), axis=-1) * 255.0 - self._means
 
     def __call__(self, image: Any) -> Features:
         if not self._params:
             raise RuntimeError("call select(layers) before extracting features")
-        x = tf.cast(self.preprocess(image), self._params[0][1].dtype)
+        x = backends.ops().cast(self.preprocess(image), self.precision)
         return conv_stack(x, self._params, self.selected, self.pooling)
 
     def describe(self) -> dict[str, Any]:

