@@ -113,6 +113,27 @@ def _bench(data: dict[str, Any]) -> str:
                    "evaluations/step", "of matmul", "peak GiB"], rows)
 
 
+# -- backends (nstcore bench --backends, benchmarks/backends.py) ---------------------------------
+def _backends(data: dict[str, Any]) -> str:
+    reference = {(r["device"], r["size"]): r["median_step_seconds"]
+                 for r in data["rows"] if r.get("what") == "tutorial"}
+    rows = []
+    for r in data["rows"]:
+        if "skipped" in r:
+            rows.append([r["backend"], r["device"], "-", "-", f"skipped: {r['skipped']}", "", "", "",
+                         "", ""])
+            continue
+        ref = reference.get((r["device"], r["size"]))
+        peak = r.get("device_peak_gib")
+        rows.append([f"{r['backend']} {r['version']}" + (" (the tutorial's code)" if r["what"] == "tutorial" else ""),
+                     r["device_name"], r["size"], r["precision"], _seconds(r["median_step_seconds"]),
+                     f"{r['median_step_seconds'] / ref:.2f}" if ref else "-",
+                     f"{r['share_of_matmul']:.2f}", _seconds(r["first_step_seconds"]),
+                     f"{r['host_peak_rss_gib']:.2f}", "-" if peak is None else f"{peak:.2f}"])
+    return _table(["backend", "device", "px", "precision", "s/step", "x tutorial step",
+                   "of its matmul", "first step s", "host peak GiB", "device peak GiB"], rows)
+
+
 # -- the gallery's pictures (docs/gallery.md) ----------------------------------------------------
 def _gallery(data: dict[str, Any]) -> str:
     rows = [[f"`{row['picture']}`", f"`{row['command']}`", _seconds(row["wall_seconds"]),
@@ -125,6 +146,7 @@ VIEWS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
     "defaults": {"cost": _defaults_cost, "scales": _defaults_scales, "edges": _defaults_edges},
     "quality": {"table": _quality},
     "bench": {"table": _bench},
+    "backends": {"table": _backends},
 }
 
 
