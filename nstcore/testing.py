@@ -9,6 +9,10 @@
 Each check runs at tiny size on :class:`TinyVGG`, a small fixed-seed network with VGG19's layer
 names and pooling (no weights file needed), and raises :class:`ContractError` with a message that
 says what to fix. Pass ``extractor=`` to check against a real extractor instead.
+
+The checks run on the process's backend (:mod:`nstcore.backends`: run your tests with
+``NSTCORE_BACKEND=jax`` or ``torch`` to check a ``keras.ops`` loss there); the tiled check needs
+TensorFlow and says SKIPPED elsewhere.
 """
 from __future__ import annotations
 
@@ -28,13 +32,37 @@ class ContractError(AssertionError):
     """A plugin breaks the nstcore contract; the message says what to fix."""
 
 
-def _tf():
-    from nstcore.tfload import load_tensorflow
+def _ops() -> Any:
+    from nstcore import backends
 
-    load_tensorflow()
-    import tensorflow as tf
+    return backends.ops()
 
-    return tf
+
+def _constant(array: Any) -> Any:
+    from nstcore import backends
+
+    return backends.constant(np.asarray(array, np.float32))
+
+
+def _numpy(value: Any) -> np.ndarray:
+    from nstcore import backends
+
+    return backends.to_numpy(value)
+
+
+def _gradient(function: Callable[[Any], Any], image: Any) -> tuple[Any, Any]:
+    """(value, gradient) of a scalar ``function`` at ``image``, by the backend's autodiff; the
+    gradient is None where the value does not depend on the image."""
+    from nstcore import backends
+
+    backend = backends.get()
+    try:
+        total, _, gradient = backend.value_and_grad(lambda x: (function(x), {}))(image)
+    except RuntimeError as exc:  # PyTorch: "does not require grad": no path from the image
+        if "require grad" not in str(exc):
+            raise
+        return function(image), None
+    return total, gradient
 
 
 class TinyVGG(FeatureExtractor):
@@ -44,15 +72,15 @@ class TinyVGG(FeatureExtractor):
     """
 
     layers = VGG19_LAYER_NAMES
+    backends = ("tensorflow", "jax", "torch")
 
     def __init__(self, width: int = 4, seed: int = 0) -> None:
-        tf = _tf()
         rng = np.random.default_rng(seed)
         self.kernels, cin = [], 3
         for _ in self.layers:
             scale = np.sqrt(2.0 / (9 * cin))
-            self.kernels.append((tf.constant(rng.normal(0, scale, (3, 3, cin, width)), tf.float32),
-                                 tf.constant(rng.normal(0, 0.1, (width,)), tf.float32)))
+            self.kernels.append((_constant(rng.normal(0, scale, (3, 3, cin, width))),
+                                 _constant(rng.normal(0, 0.1, (width,)))))
             cin = width
         self.selected: tuple[str, ...] = ()
 
@@ -74,15 +102,15 @@ class TinyVGG(FeatureExtractor):
         return image - 0.5
 
     def __call__(self, image: Any) -> Features:
-        tf = _tf()
-        x = self.preprocess(tf.convert_to_tensor(image, tf.float32))
+        ops = _ops()
+        x = self.preprocess(ops.convert_to_tensor(image, "float32"))
         features, remaining = {}, set(self.selected)
         for name, (kernel, bias) in zip(self.layers, self.kernels):
             if not remaining:
                 break
             if name.endswith("_conv1") and name != self.layers[0]:
-                x = tf.nn.max_pool2d(x, 2, 2, "VALID")  # between blocks, as in VGG19
-            x = tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME") + bias)
+                x = ops.max_pool(x, 2, 2, "valid")  # between blocks, as in VGG19
+            x = ops.relu(ops.conv(x, kernel, 1, "same") + bias)
             if name in remaining:
                 features[name] = x
                 remaining.discard(name)
@@ -125,7 +153,7 @@ def check_loss(factory: Callable[..., Any] | Any, *, extractor: FeatureExtractor
     ``name``: the name your plugin registers the loss under; it must not be taken by another
     installed plugin (a clash makes ``--losses NAME`` an error for every user who has both).
     """
-    tf = _tf()
+    from nstcore import backends
     from nstcore.errors import PluginError
     from nstcore.loss import ROLES
 
@@ -165,23 +193,28 @@ def check_loss(factory: Callable[..., Any] | Any, *, extractor: FeatureExtractor
         features = extractor(image) if layers else {}
         return loss(features, image)
 
-    image = tf.constant(start[None])
-    result = tf.convert_to_tensor(_called(label, "eagerly", value, image))
-    if result.shape.rank != 0:
-        raise ContractError(f"{label} returned shape {result.shape.as_list()}, not a scalar:"
-                            " reduce it (tf.reduce_sum or tf.reduce_mean)")
-    if not bool(tf.math.is_finite(result)):
+    image = _constant(start[None])
+    result = _ops().convert_to_tensor(_called(label, "eagerly", value, image))
+    if len(result.shape) != 0:
+        raise ContractError(f"{label} returned shape {list(result.shape)}, not a scalar:"
+                            " reduce it (keras.ops.sum or keras.ops.mean; tf.reduce_sum in"
+                            " TensorFlow code)")
+    if not np.isfinite(float(result)):
         raise ContractError(f"{label} returned {float(result)} for an ordinary image; it must be finite")
     again = float(value(image))
     if again != float(result):
         raise ContractError(f"{label} is not deterministic: {float(result)} then {again} for the same"
                             " image (avoid random ops, or seed them statelessly)")
-    ran.append("eager call: a finite scalar, the same twice")
-    traced = float(_called(label, "inside tf.function", tf.function(value), image))
-    if not np.isclose(traced, float(result), rtol=1e-4, atol=1e-6):
-        raise ContractError(f"{label} gives {traced} inside tf.function but {float(result)} eagerly:"
-                            f" {_TRACE_HINT}")
-    ran.append("traced call (tf.function): the eager value within 1e-4")
+    ran.append(f"eager call on {backends.current()}: a finite scalar, the same twice")
+    tracer = backends.get().TRACER
+    if tracer:
+        traced = float(_called(label, f"inside {tracer}", backends.get().compile(value), image))
+        if not np.isclose(traced, float(result), rtol=1e-4, atol=1e-6):
+            raise ContractError(f"{label} gives {traced} inside {tracer} but {float(result)}"
+                                f" eagerly: {_TRACE_HINT}")
+        ran.append(f"traced call ({tracer}): the eager value within 1e-4")
+    else:
+        ran.append(f"traced call: none on {backends.current()} (its steps run eagerly)")
     ran.append(_check_gradient(label, value, start, rtol))
     if not layers:
         ran.append("tiled: skipped (the loss uses no layers: it sees the whole image)")
@@ -214,7 +247,7 @@ def check_tiled(factory: Callable[..., Any] | Any, *, extractor: FeatureExtracto
     returned line says the check was skipped and why); one that defines just one of the two
     methods fails. ``check_loss`` calls this. Returns what was checked, in one line.
     """
-    tf = _tf()
+    from nstcore import backends
     from nstcore.objective import Objective
     from nstcore.tiling import TiledFeatures, TiledObjective, can_tile, statistics_methods
 
@@ -233,6 +266,11 @@ def check_tiled(factory: Callable[..., Any] | Any, *, extractor: FeatureExtracto
                 " (large pictures, --tile) refuse this loss; see 'Large pictures' in the guide")
     if geometry is None:
         return "tiled: skipped (the extractor gives no tile geometry for these layers)"
+    if backends.current() != "tensorflow":
+        return (f"tiled: SKIPPED on {backends.current()}: exact tiling runs on the tensorflow"
+                " backend only")
+    import tensorflow as tf
+
     layers = [n for n in extractor.layers if n in loss.layers]
     extractor.select(layers)
     content, style, start = tiny_images(size)
@@ -273,7 +311,7 @@ def check_tiled(factory: Callable[..., Any] | Any, *, extractor: FeatureExtracto
 
 
 _TRACE_HINT = ("avoid Python side effects, .numpy() and Python if/for on tensor values in"
-               " __call__: the engine runs it inside tf.function")
+               " __call__: the engine runs it inside tf.function (jax.jit on JAX)")
 
 
 def _called(label: str, how: str, function: Callable[[Any], Any], image: Any) -> Any:
@@ -292,17 +330,12 @@ def _called(label: str, how: str, function: Callable[[Any], Any], image: Any) ->
 
 
 def _check_gradient(label: str, value: Callable[[Any], Any], start: np.ndarray, rtol: float) -> str:
-    tf = _tf()
-    image = tf.constant(start[None])
-    with tf.GradientTape() as tape:
-        tape.watch(image)
-        result = value(image)
-    gradient = tape.gradient(result, image)
-    hint = ("the loss must be differentiable w.r.t. the image: no .numpy(), tf.stop_gradient,"
-            " tf.round, argmax or casts to integers on the path from features to the value")
+    _, gradient = _gradient(value, _constant(start[None]))
+    hint = ("the loss must be differentiable w.r.t. the image: no .numpy(), stop_gradient,"
+            " round, argmax or casts to integers on the path from features to the value")
     if gradient is None:
         raise ContractError(f"{label}: gradient w.r.t. the image is None; {hint}")
-    gradient = gradient.numpy()
+    gradient = _numpy(gradient)
     if not np.isfinite(gradient).all():
         raise ContractError(f"{label}: gradient w.r.t. the image has NaN or Inf values")
     if not np.any(gradient):
@@ -314,8 +347,8 @@ def _check_gradient(label: str, value: Callable[[Any], Any], start: np.ndarray, 
     analytic = float(np.sum(gradient * direction))
     best = None
     for eps in (3e-2, 1e-2, 3e-3, 1e-3):
-        plus = float(value(tf.constant(start[None] + eps * direction)))
-        minus = float(value(tf.constant(start[None] - eps * direction)))
+        plus = float(value(_constant(start[None] + eps * direction)))
+        minus = float(value(_constant(start[None] - eps * direction)))
         numeric = (plus - minus) / (2 * eps)
         error = abs(numeric - analytic) / max(abs(analytic), 1e-30)
         if best is None or error < best[0]:
@@ -338,14 +371,15 @@ class QuadraticObjective:
     term_names = ("distance",)
 
     def __init__(self, target: Any) -> None:
-        self.target = _tf().constant(np.asarray(target, np.float32))
+        self.target = _constant(target)
 
     def __call__(self, image: Any) -> tuple[Any, dict[str, Any]]:
-        tf = _tf()
+        from nstcore import backends
+
         target = self.target
         if tuple(image.shape[1:3]) != tuple(target.shape[1:3]):
-            target = tf.image.resize(target, image.shape[1:3])
-        distance = tf.reduce_sum(tf.square(image - target))
+            target = backends.resize(target, tuple(image.shape[1:3]), "bilinear", antialias=False)
+        distance = _ops().sum(_ops().square(image - target))
         return distance, {"distance": distance}
 
 
@@ -356,12 +390,13 @@ def check_solver(factory: Callable[..., Any] | Any, *, steps: int = 8, size: int
     :meth:`~nstcore.solver.Stepper.carry` state (if any) goes to ``start(..., state=)`` at twice
     the size, where the solver keeps lowering it. Returns the checks that ran, one line each.
     """
-    tf = _tf()
+    from nstcore import backends
+
     solver = factory() if isinstance(factory, type) else factory
     label = f"solver {type(solver).__name__}"
     rng = np.random.default_rng(1)
     objective = QuadraticObjective(rng.uniform(-0.5, 1.5, (1, size, size, 3)))  # partly out of range
-    start = tf.constant(np.full((1, size, size, 3), 0.5, np.float32))
+    start = _constant(np.full((1, size, size, 3), 0.5, np.float32))
     first, last, stepper = _steps(label, objective, solver.start(objective, start), steps, size)
     ran = [f"{steps} steps at {size} px: terms reported, pixels in [0, 1], objective"
            f" {first:.4g} -> {last:.4g}"]
@@ -370,13 +405,13 @@ def check_solver(factory: Callable[..., Any] | Any, *, steps: int = 8, size: int
                             f" {last:.4g} in {steps} steps (want at least 10 %)")
 
     def twice(tensor: Any, method: str) -> Any:
-        return tf.image.resize(tensor, (2 * size, 2 * size), method=method)
+        return backends.resize(tensor, (2 * size, 2 * size), method)
 
     try:
         state = stepper.carry(twice)
     except Exception as exc:
         raise ContractError(f"{label}: carry(resize) raised {type(exc).__name__}: {exc}") from None
-    image = twice(tf.convert_to_tensor(stepper.image()), "bilinear")
+    image = twice(_constant(_numpy(stepper.image())), "bilinear")
     stepper.close()
     try:
         larger = solver.start(objective, image) if state is None else solver.start(
@@ -403,7 +438,7 @@ def _steps(label: str, objective: Any, stepper: Any, steps: int, size: int
     from nstcore.solver import SolverStopped
 
     def distance(image: Any) -> float:
-        return float(objective(_tf().convert_to_tensor(image))[0])
+        return float(objective(_constant(_numpy(image)))[0])
 
     first = distance(stepper.image())
     evaluations_before = 0
@@ -415,7 +450,7 @@ def _steps(label: str, objective: Any, stepper: Any, steps: int, size: int
                 raise ContractError(f"{label} stopped at step {step} on a convex objective:"
                                     f" {stop.reason}") from None
             break
-        image = np.asarray(stepper.image())
+        image = _numpy(stepper.image())
         if image.shape != (1, size, size, 3):
             raise ContractError(f"{label}: image() has shape {image.shape} at step {step};"
                                 f" want {(1, size, size, 3)}")
@@ -434,27 +469,25 @@ def _steps(label: str, objective: Any, stepper: Any, steps: int, size: int
 
 def check_extractor(extractor: FeatureExtractor, *, size: int = 32) -> None:
     """An extractor returns exactly the selected layers, finite, batch 1, differentiably."""
-    tf = _tf()
     label = f"extractor {type(extractor).__name__}"
     if not extractor.layers or len(set(extractor.layers)) != len(extractor.layers):
         raise ContractError(f"{label}.layers must list distinct layer names")
     chosen = [extractor.layers[0], extractor.layers[-1]]
     extractor.select(chosen)
     content, _, _ = tiny_images(size)
-    image = tf.constant(content[None])
-    with tf.GradientTape() as tape:
-        tape.watch(image)
-        features = extractor(image)
-        total = tf.add_n([tf.reduce_sum(v) for v in features.values()])
+    image = _constant(content[None])
+    features = extractor(image)
     if set(features) != set(chosen):
         raise ContractError(f"{label} returned {sorted(features)}; select() asked for {chosen}")
     for name, value in features.items():
-        if value.shape.rank != 4 or value.shape[0] != 1:
-            raise ContractError(f"{label} layer {name} has shape {value.shape}; want [1, h, w, c]")
-        if not bool(tf.reduce_all(tf.math.is_finite(value))):
+        if len(value.shape) != 4 or value.shape[0] != 1:
+            raise ContractError(f"{label} layer {name} has shape {tuple(value.shape)}; want [1, h, w, c]")
+        if not np.isfinite(_numpy(value)).all():
             raise ContractError(f"{label} layer {name} has NaN or Inf values")
-    if tape.gradient(total, image) is None:
+    ops = _ops()
+    _, gradient = _gradient(lambda x: sum(ops.sum(v) for v in extractor(x).values()), image)
+    if gradient is None:
         raise ContractError(f"{label}: features are not differentiable w.r.t. the image")
     again = extractor(image)
-    if any(not np.array_equal(again[n].numpy(), features[n].numpy()) for n in chosen):
+    if any(not np.array_equal(_numpy(again[n]), _numpy(features[n])) for n in chosen):
         raise ContractError(f"{label} is not deterministic")

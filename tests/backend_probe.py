@@ -64,5 +64,18 @@ for what in sys.argv[2].split(","):
         result = engine(Adam()).run(content, style, [3, 3], sizes=[64, 96], mask=mask, margin=8)
         out[what] = {"losses": rows(result),
                      "left_unchanged": float(np.abs(result.image[:, :40] - content[:, :40]).max())}
+    elif what == "kit":  # the plugin contract kit on this backend
+        from nstcore.testing import TinyVGG, check_extractor, check_loss, check_solver
+        from nstcore_meanstd.loss import MeanStdStyleLoss
+        from nstcore_wasserstein.loss import GaussianW2StyleLoss
+
+        found = {}
+        for cls in (ContentLoss, GramStyleLoss, TotalVariationLoss, MeanStdStyleLoss,
+                    GaussianW2StyleLoss):
+            found[cls.__name__] = check_loss(cls)
+        for cls in (Adam, LBFGS):
+            found[cls.__name__] = check_solver(cls)
+        check_extractor(TinyVGG())
+        out[what] = found
 out["tensorflow_imported"] = "tensorflow" in sys.modules
 print(json.dumps(out))

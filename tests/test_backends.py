@@ -29,7 +29,7 @@ def probes(weights_path):
     example plugins, 5 L-BFGS-B steps, a masked two-scale run with a margin."""
     found = {}
     for backend in ("tensorflow", *OTHERS):
-        done = subprocess.run([sys.executable, PROBE, backend, "gradient,adam,plugins,lbfgs,masked"],
+        done = subprocess.run([sys.executable, PROBE, backend, "gradient,adam,plugins,lbfgs,masked,kit"],
                               capture_output=True, text=True, env=env(), timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         found[backend] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -68,6 +68,24 @@ def test_lbfgs_and_masked_pyramid_match_tensorflow(probes, backend):
             assert relative(mine["total"], theirs["total"]) < 1e-3, (what, mine, theirs)
     # black in the mask keeps the content exactly, on every backend
     assert probes[backend]["masked"]["left_unchanged"] < 1e-6
+
+
+@pytest.mark.parametrize("backend", OTHERS)
+def test_the_contract_kit_runs_on_each_backend(probes, backend):
+    """check_loss, check_solver and check_extractor pass for the built-in and example plugins
+    on every backend; the tiled check says it needs TensorFlow, where it ran."""
+    ours, reference = probes[backend]["kit"], probes["tensorflow"]["kit"]
+    assert sorted(ours) == sorted(reference) == ["Adam", "ContentLoss", "GaussianW2StyleLoss",
+                                                 "GramStyleLoss", "LBFGS", "MeanStdStyleLoss",
+                                                 "TotalVariationLoss"]
+    for name in ("ContentLoss", "GramStyleLoss", "MeanStdStyleLoss", "GaussianW2StyleLoss"):
+        assert ours[name][-1] == (f"tiled: SKIPPED on {backend}: exact tiling runs on the"
+                                  " tensorflow backend only")
+        assert reference[name][-1].startswith("tiled (16-px tiles")
+        assert any(line.startswith("gradient: autodiff matches") for line in ours[name])
+    assert any(line.startswith(f"eager call on {backend}") for line in ours["GramStyleLoss"])
+    traced = {"jax": "traced call (jax.jit)", "torch": "traced call: none on torch"}[backend]
+    assert any(line.startswith(traced) for line in ours["GramStyleLoss"])
 
 
 @pytest.mark.parametrize("backend", OTHERS)

@@ -164,7 +164,8 @@ def test_crashes_and_wrong_roles_get_the_hint(loss, message):
     assert message in text
     if loss is not MisspeltRoleLoss:
         assert text.endswith("avoid Python side effects, .numpy() and Python if/for on tensor values"
-                             " in __call__: the engine runs it inside tf.function; and do not assume"
+                             " in __call__: the engine runs it inside tf.function (jax.jit on JAX);"
+                             " and do not assume"
                              " the style image has the content image's size")
 
 

@@ -14,6 +14,8 @@ import jax.numpy as jnp
 NAME = "jax"
 #: the widest float its arrays take: JAX keeps 64-bit floats off unless asked (jax_enable_x64)
 WIDE_FLOAT = "float32"
+#: how a step is traced, for messages (None: steps run eagerly)
+TRACER = "jax.jit"
 
 
 def version() -> str:

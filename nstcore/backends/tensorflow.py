@@ -13,6 +13,8 @@ import tensorflow as tf  # noqa: E402
 NAME = "tensorflow"
 #: the widest float its tensors take (sums that must keep their digits)
 WIDE_FLOAT = "float64"
+#: how a step is traced, for messages (None: steps run eagerly)
+TRACER = "tf.function"
 
 
 def version() -> str:

@@ -13,6 +13,8 @@ import torch
 NAME = "torch"
 #: the widest float its tensors take (sums that must keep their digits)
 WIDE_FLOAT = "float64"
+#: how a step is traced, for messages (None: steps run eagerly)
+TRACER = None
 
 
 def version() -> str:
