@@ -237,3 +237,29 @@ def test_memory_rows_peak_rss_step_times_and_refusals():
     assert memory.overheads(rows) == {(1024, "512"): 1.5}
     table = memory.format_rows(rows + [bad])
     assert "1.50" in table and "refused: " in table
+
+
+def _backend_row(backend, what, size, seconds, **extra):
+    return {"backend": backend, "version": "1", "device": "cpu", "device_name": "cpu", "what": what,
+            "precision": "float32", "size": size, "first_step_seconds": 2.0,
+            "median_step_seconds": seconds, "steps": 5, "gflop_per_step": 10.0,
+            "matmul_gflops": 100.0, "share_of_matmul": 10.0 / seconds / 100.0,
+            "host_peak_rss_gib": 1.5, "device_peak_gib": None, **extra}
+
+
+def test_backend_table_puts_each_step_against_the_tutorials_at_its_size():
+    """`nstcore bench --backends`: each row's ratio is to the tutorial's step on the same device
+    and size (measured on tensorflow in the same run); a missing GPU is a row saying why."""
+    from nstcore.benchcli import format_backend_rows
+
+    rows = [_backend_row("tensorflow", "tutorial", 256, 1.0), _backend_row("tensorflow", "nstcore", 256, 1.1),
+            _backend_row("tensorflow", "tutorial", 512, 4.0), _backend_row("jax", "nstcore", 512, 3.0),
+            _backend_row("torch", "nstcore", 256, 0.5),
+            {"backend": "jax", "device": "gpu", "skipped": "--device gpu: jax sees no GPU"}]
+    lines = format_backend_rows(rows).splitlines()
+    assert lines[0].split()[:6] == ["BACKEND", "DEVICE", "PX", "PRECISION", "S/STEP", "X"]
+    cells = [line.split() for line in lines[1:]]
+    assert cells[1][:6] == ["tensorflow", "cpu", "256", "float32", "1.100", "1.10"]
+    assert cells[3][:6] == ["jax", "cpu", "512", "float32", "3.000", "0.75"]
+    assert cells[4][:6] == ["torch", "cpu", "256", "float32", "0.500", "0.50"]
+    assert "skipped: --device gpu: jax sees no GPU" in lines[6]

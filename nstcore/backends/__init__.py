@@ -6,9 +6,9 @@ one module per backend (:mod:`nstcore.backends.tensorflow`, ``.jax``, ``.torch``
 through :func:`get`. Nothing else branches on the backend's name.
 
 Keras reads ``KERAS_BACKEND`` when it is first imported, so :func:`choose` must run before
-anything imports Keras: the CLI calls it first thing (``--backend``, else ``NSTCORE_BACKEND``,
-else ``tensorflow``, the tutorial's). ``--backend jax`` and ``--backend torch`` never import
-TensorFlow.
+anything imports Keras: preparing a run calls it (``--backend``, else ``NSTCORE_BACKEND``, else
+``tensorflow``, the tutorial's), and so does anything that needs ``keras.ops`` first
+(:func:`ops`). ``--backend jax`` and ``--backend torch`` never import TensorFlow.
 """
 from __future__ import annotations
 
