@@ -62,29 +62,38 @@ def bench_devices(labels: tuple[str, ...] = ("cpu", "gpu")) -> list[BenchDevice]
 
 # -- calibration --------------------------------------------------------------------------------
 def matmul_gflops(device: str, n: int = 2048, repeats: int = 7) -> float:
-    """Best-of-``repeats`` float32 matmul rate on ``device``, read back before the timer stops."""
-    import tensorflow as tf
+    """Best-of-``repeats`` float32 matmul rate on ``device`` (the process's backend, compiled as
+    its steps are), read back before the timer stops."""
+    import numpy as np
 
-    with tf.device(device):
-        a = tf.random.stateless_uniform([n, n], seed=[1, 2])
-        b = tf.random.stateless_uniform([n, n], seed=[3, 4])
-        product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-        float(product())
+    from nstcore import backends
+
+    backend, ops = backends.get(), backends.ops()
+    rng = np.random.default_rng(0)
+    with backend.scope(device):
+        a = backends.constant(rng.random((n, n), dtype=np.float32))
+        b = backends.constant(rng.random((n, n), dtype=np.float32))
+        product = backend.compile(lambda x, y: ops.sum(ops.matmul(x, y)))
+        float(product(a, b))
         best = float("inf")
         for _ in range(repeats):
             start = time.perf_counter()
-            float(product())
+            float(product(a, b))
             best = min(best, time.perf_counter() - start)
     return 2.0 * n ** 3 / best / 1e9
 
 
 # -- memory -------------------------------------------------------------------------------------
 def reset_peak_memory(device: BenchDevice) -> None:
-    import tensorflow as tf
+    """The device's peak (a GPU's, through the backend) and the process's peak RSS start again."""
+    from nstcore import backends
 
-    if device.label == "gpu" and "GPU" in (device.name or ""):
-        tf.config.experimental.reset_memory_stats(device.name.split("device:")[-1])
-        return
+    if device.label == "gpu" and device.name:
+        backends.get().reset_peak_memory(device.name)  # nothing to reset off a GPU
+    reset_peak_rss()
+
+
+def reset_peak_rss() -> None:
     try:  # Linux: writing 5 resets the process's peak RSS (VmHWM)
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
@@ -93,10 +102,18 @@ def reset_peak_memory(device: BenchDevice) -> None:
 
 
 def peak_memory_mb(device: BenchDevice) -> float | None:
-    import tensorflow as tf
+    """A GPU's peak since the last reset where the backend reports one, else the peak RSS."""
+    from nstcore import backends
 
-    if device.label == "gpu" and "GPU" in (device.name or ""):
-        return tf.config.experimental.get_memory_info(device.name.split("device:")[-1])["peak"] / 2**20
+    if device.label == "gpu" and device.name:
+        peak = backends.get().peak_memory(device.name)
+        if peak is not None:
+            return peak / 2**20
+    return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory since the last :func:`reset_peak_rss`, in MiB."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
@@ -171,9 +188,9 @@ def _gflop(layers: list[str], pixels: int) -> float:
 
 def nstcore_target(solver: str, size: int, device: BenchDevice, compilation: str,
                    precision: str = "float32") -> StepTarget:
-    """nstcore's step, its plugins built through the registry like any run's."""
-    import tensorflow as tf
-
+    """nstcore's step on the process's backend, its plugins built through the registry like
+    any run's."""
+    from nstcore import backends
     from nstcore.engine import Engine
     from nstcore.plugins import get_plugin_manager
 
@@ -193,8 +210,8 @@ def nstcore_target(solver: str, size: int, device: BenchDevice, compilation: str
             total, _, state["evaluations"] = stepper.step()
             float(total)
             image = stepper.image()
-            float(tf.reduce_sum(image))  # the update itself has finished
-            state["device"] = image.device
+            float(backends.ops().sum(image))  # the update itself has finished
+            state["device"] = str(image.device)  # a NumPy image (L-BFGS-B's) says "cpu"
 
     gflop = _gflop(engine.layers(), content.shape[0] * content.shape[1])
     return StepTarget(slowed(step, slowdown_fraction()), lambda: state["evaluations"], gflop,

@@ -121,12 +121,10 @@ class Engine:
         backend = backends.current()
         for kind, component in [("extractor", extractor), ("solver", solver),
                                 *[("loss", loss) for loss in losses]]:
-            if not backends.supports(component, backend):
-                name = getattr(component, "name", type(component).__name__)
-                origin = (origins or {}).get(name) or type(component).__module__
-                raise InputError(f"{kind} '{name}' from plugin {origin} runs on"
-                                 f" {', '.join(backends.declared(component))}, not on the {backend}"
-                                 f" backend (use --backend {backends.declared(component)[0]})")
+            name = getattr(component, "name", type(component).__name__)
+            origin = (origins or {}).get(name) or type(component).__module__
+            backends.require(f"{kind} '{name}' from plugin {origin}", kind,
+                             backends.declared(component), backend)
         self.extractor = extractor
         self.losses = list(losses)
         self.solver = solver

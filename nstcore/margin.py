@@ -54,6 +54,7 @@ def resizer(margin: int, shape: tuple[int, int], new_margin: int) -> Callable[[A
     runs pass it the image and the solver's carried state (:meth:`nstcore.solver.Stepper.carry`),
     so both keep the picture where it is and nothing of the old margin comes along."""
     from nstcore import backends
+    from nstcore.resize import resize_tensor
 
     ops = backends.ops()
 
@@ -62,7 +63,7 @@ def resizer(margin: int, shape: tuple[int, int], new_margin: int) -> Callable[[A
         if margin:
             height, width = canvas.shape[1], canvas.shape[2]
             canvas = canvas[:, margin:height - margin, margin:width - margin]
-        picture = backends.resize(canvas, shape, method)
+        picture = resize_tensor(canvas, shape, method)
         if not new_margin:
             return picture
         # mirrored by gathering rows and columns (Keras's torch backend pads "symmetric" as

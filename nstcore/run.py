@@ -53,10 +53,7 @@ def plan_run(settings: Settings) -> Plan:
     losses = [registry.get("loss", name) for name in settings.losses]
     selected = [extractor, solver, *losses]
     for component in selected:
-        if backend not in component.backends:
-            raise InputError(f"{component.label()} runs on {', '.join(component.backends)}, not on"
-                             f" the {backend} backend (use --backend {component.backends[0]},"
-                             f" or another {component.kind})")
+        backends.require(component.label(), component.kind, component.backends, backend)
     for keyword in settings.shorthands:
         if not any(o.keyword == keyword for c in selected for o in c.options):
             flag = registry.shorthand_flag(keyword)

@@ -20,7 +20,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from nstcore import backends
 from nstcore.extractor import FeatureExtractor, Features
+from nstcore.resize import resize_tensor
 
 #: VGG19's conv layers, block by block (how many per block): the names losses ask for.
 VGG19_BLOCKS = (2, 2, 4, 4, 4)
@@ -32,29 +34,9 @@ class ContractError(AssertionError):
     """A plugin breaks the nstcore contract; the message says what to fix."""
 
 
-def _ops() -> Any:
-    from nstcore import backends
-
-    return backends.ops()
-
-
-def _constant(array: Any) -> Any:
-    from nstcore import backends
-
-    return backends.constant(np.asarray(array, np.float32))
-
-
-def _numpy(value: Any) -> np.ndarray:
-    from nstcore import backends
-
-    return backends.to_numpy(value)
-
-
 def _gradient(function: Callable[[Any], Any], image: Any) -> tuple[Any, Any]:
     """(value, gradient) of a scalar ``function`` at ``image``, by the backend's autodiff; the
     gradient is None where the value does not depend on the image."""
-    from nstcore import backends
-
     backend = backends.get()
     try:
         total, _, gradient = backend.value_and_grad(lambda x: (function(x), {}))(image)
@@ -79,8 +61,8 @@ class TinyVGG(FeatureExtractor):
         self.kernels, cin = [], 3
         for _ in self.layers:
             scale = np.sqrt(2.0 / (9 * cin))
-            self.kernels.append((_constant(rng.normal(0, scale, (3, 3, cin, width))),
-                                 _constant(rng.normal(0, 0.1, (width,)))))
+            self.kernels.append((backends.constant(rng.normal(0, scale, (3, 3, cin, width))),
+                                 backends.constant(rng.normal(0, 0.1, (width,)))))
             cin = width
         self.selected: tuple[str, ...] = ()
 
@@ -102,7 +84,7 @@ class TinyVGG(FeatureExtractor):
         return image - 0.5
 
     def __call__(self, image: Any) -> Features:
-        ops = _ops()
+        ops = backends.ops()
         x = self.preprocess(ops.convert_to_tensor(image, "float32"))
         features, remaining = {}, set(self.selected)
         for name, (kernel, bias) in zip(self.layers, self.kernels):
@@ -153,7 +135,6 @@ def check_loss(factory: Callable[..., Any] | Any, *, extractor: FeatureExtractor
     ``name``: the name your plugin registers the loss under; it must not be taken by another
     installed plugin (a clash makes ``--losses NAME`` an error for every user who has both).
     """
-    from nstcore import backends
     from nstcore.errors import PluginError
     from nstcore.loss import ROLES
 
@@ -193,8 +174,8 @@ def check_loss(factory: Callable[..., Any] | Any, *, extractor: FeatureExtractor
         features = extractor(image) if layers else {}
         return loss(features, image)
 
-    image = _constant(start[None])
-    result = _ops().convert_to_tensor(_called(label, "eagerly", value, image))
+    image = backends.constant(start[None])
+    result = backends.ops().convert_to_tensor(_called(label, "eagerly", value, image))
     if len(result.shape) != 0:
         raise ContractError(f"{label} returned shape {list(result.shape)}, not a scalar:"
                             " reduce it (keras.ops.sum or keras.ops.mean; tf.reduce_sum in"
@@ -247,7 +228,6 @@ def check_tiled(factory: Callable[..., Any] | Any, *, extractor: FeatureExtracto
     returned line says the check was skipped and why); one that defines just one of the two
     methods fails. ``check_loss`` calls this. Returns what was checked, in one line.
     """
-    from nstcore import backends
     from nstcore.objective import Objective
     from nstcore.tiling import TiledFeatures, TiledObjective, can_tile, statistics_methods
 
@@ -330,12 +310,12 @@ def _called(label: str, how: str, function: Callable[[Any], Any], image: Any) ->
 
 
 def _check_gradient(label: str, value: Callable[[Any], Any], start: np.ndarray, rtol: float) -> str:
-    _, gradient = _gradient(value, _constant(start[None]))
+    _, gradient = _gradient(value, backends.constant(start[None]))
     hint = ("the loss must be differentiable w.r.t. the image: no .numpy(), stop_gradient,"
             " round, argmax or casts to integers on the path from features to the value")
     if gradient is None:
         raise ContractError(f"{label}: gradient w.r.t. the image is None; {hint}")
-    gradient = _numpy(gradient)
+    gradient = backends.to_numpy(gradient)
     if not np.isfinite(gradient).all():
         raise ContractError(f"{label}: gradient w.r.t. the image has NaN or Inf values")
     if not np.any(gradient):
@@ -347,8 +327,8 @@ def _check_gradient(label: str, value: Callable[[Any], Any], start: np.ndarray, 
     analytic = float(np.sum(gradient * direction))
     best = None
     for eps in (3e-2, 1e-2, 3e-3, 1e-3):
-        plus = float(value(_constant(start[None] + eps * direction)))
-        minus = float(value(_constant(start[None] - eps * direction)))
+        plus = float(value(backends.constant(start[None] + eps * direction)))
+        minus = float(value(backends.constant(start[None] - eps * direction)))
         numeric = (plus - minus) / (2 * eps)
         error = abs(numeric - analytic) / max(abs(analytic), 1e-30)
         if best is None or error < best[0]:
@@ -371,15 +351,13 @@ class QuadraticObjective:
     term_names = ("distance",)
 
     def __init__(self, target: Any) -> None:
-        self.target = _constant(target)
+        self.target = backends.constant(target)
 
     def __call__(self, image: Any) -> tuple[Any, dict[str, Any]]:
-        from nstcore import backends
-
         target = self.target
         if tuple(image.shape[1:3]) != tuple(target.shape[1:3]):
-            target = backends.resize(target, tuple(image.shape[1:3]), "bilinear", antialias=False)
-        distance = _ops().sum(_ops().square(image - target))
+            target = resize_tensor(target, tuple(image.shape[1:3]), "bilinear", antialias=False)
+        distance = backends.ops().sum(backends.ops().square(image - target))
         return distance, {"distance": distance}
 
 
@@ -390,13 +368,11 @@ def check_solver(factory: Callable[..., Any] | Any, *, steps: int = 8, size: int
     :meth:`~nstcore.solver.Stepper.carry` state (if any) goes to ``start(..., state=)`` at twice
     the size, where the solver keeps lowering it. Returns the checks that ran, one line each.
     """
-    from nstcore import backends
-
     solver = factory() if isinstance(factory, type) else factory
     label = f"solver {type(solver).__name__}"
     rng = np.random.default_rng(1)
     objective = QuadraticObjective(rng.uniform(-0.5, 1.5, (1, size, size, 3)))  # partly out of range
-    start = _constant(np.full((1, size, size, 3), 0.5, np.float32))
+    start = backends.constant(np.full((1, size, size, 3), 0.5, np.float32))
     first, last, stepper = _steps(label, objective, solver.start(objective, start), steps, size)
     ran = [f"{steps} steps at {size} px: terms reported, pixels in [0, 1], objective"
            f" {first:.4g} -> {last:.4g}"]
@@ -405,13 +381,13 @@ def check_solver(factory: Callable[..., Any] | Any, *, steps: int = 8, size: int
                             f" {last:.4g} in {steps} steps (want at least 10 %)")
 
     def twice(tensor: Any, method: str) -> Any:
-        return backends.resize(tensor, (2 * size, 2 * size), method)
+        return resize_tensor(tensor, (2 * size, 2 * size), method)
 
     try:
         state = stepper.carry(twice)
     except Exception as exc:
         raise ContractError(f"{label}: carry(resize) raised {type(exc).__name__}: {exc}") from None
-    image = twice(_constant(_numpy(stepper.image())), "bilinear")
+    image = twice(backends.constant(backends.to_numpy(stepper.image())), "bilinear")
     stepper.close()
     try:
         larger = solver.start(objective, image) if state is None else solver.start(
@@ -438,7 +414,7 @@ def _steps(label: str, objective: Any, stepper: Any, steps: int, size: int
     from nstcore.solver import SolverStopped
 
     def distance(image: Any) -> float:
-        return float(objective(_constant(_numpy(image)))[0])
+        return float(objective(backends.constant(backends.to_numpy(image)))[0])
 
     first = distance(stepper.image())
     evaluations_before = 0
@@ -450,7 +426,7 @@ def _steps(label: str, objective: Any, stepper: Any, steps: int, size: int
                 raise ContractError(f"{label} stopped at step {step} on a convex objective:"
                                     f" {stop.reason}") from None
             break
-        image = _numpy(stepper.image())
+        image = backends.to_numpy(stepper.image())
         if image.shape != (1, size, size, 3):
             raise ContractError(f"{label}: image() has shape {image.shape} at step {step};"
                                 f" want {(1, size, size, 3)}")
@@ -475,19 +451,20 @@ def check_extractor(extractor: FeatureExtractor, *, size: int = 32) -> None:
     chosen = [extractor.layers[0], extractor.layers[-1]]
     extractor.select(chosen)
     content, _, _ = tiny_images(size)
-    image = _constant(content[None])
+    image = backends.constant(content[None])
     features = extractor(image)
     if set(features) != set(chosen):
         raise ContractError(f"{label} returned {sorted(features)}; select() asked for {chosen}")
     for name, value in features.items():
         if len(value.shape) != 4 or value.shape[0] != 1:
             raise ContractError(f"{label} layer {name} has shape {tuple(value.shape)}; want [1, h, w, c]")
-        if not np.isfinite(_numpy(value)).all():
+        if not np.isfinite(backends.to_numpy(value)).all():
             raise ContractError(f"{label} layer {name} has NaN or Inf values")
-    ops = _ops()
+    ops = backends.ops()
     _, gradient = _gradient(lambda x: sum(ops.sum(v) for v in extractor(x).values()), image)
     if gradient is None:
         raise ContractError(f"{label}: features are not differentiable w.r.t. the image")
     again = extractor(image)
-    if any(not np.array_equal(_numpy(again[n]), _numpy(features[n])) for n in chosen):
+    if any(not np.array_equal(backends.to_numpy(again[n]), backends.to_numpy(features[n]))
+           for n in chosen):
         raise ContractError(f"{label} is not deterministic")

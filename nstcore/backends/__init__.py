@@ -86,14 +86,17 @@ def get() -> ModuleType:
     return importlib.import_module(f"nstcore.backends.{current()}")
 
 
-def supports(component: object, backend: str | None = None) -> bool:
-    """Whether ``component`` (a class or instance) declares ``backend`` (default: the current)."""
-    return (backend or current()) in declared(component)
-
-
 def declared(component: object) -> tuple[str, ...]:
     """The backends a component declares (its ``backends`` attribute; :data:`LEGACY` if none)."""
     return tuple(getattr(component, "backends", None) or LEGACY)
+
+
+def require(label: str, kind: str, supported: "tuple[str, ...]", backend: str) -> None:
+    """Refuse, in one line, a component (``label``: "loss 'x' from plugin ...") that does not
+    run on ``backend``: the check a run makes on the registry, and an engine on its objects."""
+    if backend not in supported:
+        raise InputError(f"{label} runs on {', '.join(supported)}, not on the {backend} backend"
+                         f" (use --backend {supported[0]}, or another {kind})")
 
 
 def ops() -> ModuleType:
@@ -115,16 +118,6 @@ def to_numpy(value: object) -> "np.ndarray":
     if isinstance(value, np.ndarray):
         return value
     return np.asarray(ops().convert_to_numpy(value))
-
-
-def resize(image: object, shape: "tuple[int, int]", method: str = "bilinear",
-           antialias: bool = True) -> object:
-    """A [b, h, w, c] tensor resized to ``shape`` (h, w) with ``method`` (bilinear, bicubic),
-    as TensorFlow's ``tf.image.resize`` defines it, with the same numbers on every backend
-    (:mod:`nstcore.resize`)."""
-    from nstcore.resize import resize_tensor
-
-    return resize_tensor(image, shape, method, antialias)
 
 
 def constant(array: object) -> object:

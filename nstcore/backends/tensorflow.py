@@ -100,13 +100,14 @@ def seed(value: int) -> None:
 
 def reset_peak_memory(device: str | None) -> None:
     if device and "GPU" in device:
-        tf.config.experimental.reset_memory_stats(device)
+        tf.config.experimental.reset_memory_stats(device.split("device:")[-1])
 
 
 def peak_memory(device: str | None) -> int | None:
-    """Peak bytes on ``device`` since the last reset; None on a CPU (the process's RSS says it)."""
+    """Peak bytes on ``device`` since the last reset; None on a CPU (the process's RSS says it).
+    ``device`` as TensorFlow names it (``/device:GPU:0``); its memory API wants ``GPU:0``."""
     if device and "GPU" in device:
-        return int(tf.config.experimental.get_memory_info(device)["peak"])
+        return int(tf.config.experimental.get_memory_info(device.split("device:")[-1])["peak"])
     return None
 
 

@@ -53,14 +53,14 @@ class LBFGS(Solver):
         image = backends.constant(image)
         key = trace_key(objective, image)
         traced = self._traced.get(key) or self._traced.keep(
-            objective, key, _Traced(objective, image, self.jit_compile))
+            objective, key, _Traced(objective, self.jit_compile))
         return _LBFGSStepper(traced, image, self.options, self.first_step)
 
 
 class _Traced:
     """The compiled loss-and-gradient (and loss-only) functions of an image."""
 
-    def __init__(self, objective: Objective, image: Any, jit_compile: bool) -> None:
+    def __init__(self, objective: Objective, jit_compile: bool) -> None:
         backend = backends.get()
         self.value_and_gradient = backend.compile(backend.value_and_grad(objective), jit_compile)
         self.forward = backend.compile(backend.no_grad(objective))

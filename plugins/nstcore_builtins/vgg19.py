@@ -144,7 +144,7 @@ class VGG19Extractor(FeatureExtractor):
         unknown = [name for name in layers if name not in self.layers]
         if unknown:
             raise InputError(f"unknown VGG19 layer {', '.join(unknown)} (layers: {', '.join(self.layers)})")
-        backends.ops()  # the backend chosen (and TensorFlow loaded quietly) before Keras
+        ops = backends.ops()  # the backend chosen (and TensorFlow loaded quietly) before Keras
         import keras
 
         try:
@@ -156,7 +156,6 @@ class VGG19Extractor(FeatureExtractor):
                                " run `nstcore weights fetch`)") from None
         self.selected = tuple(dict.fromkeys(layers))
         deepest = max(self.layers.index(name) for name in self.selected)
-        ops = backends.ops()
         self._params = []
         for name, _, _ in VGG19_CONV_LAYERS[:deepest + 1]:
             kernel, bias = base.get_layer(name).get_weights()
