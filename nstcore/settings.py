@@ -50,7 +50,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                 "losses": DEFAULT_LOSSES, "init": "content", "style_scale": 1.0},
            components={"solver:adam": {"learning_rate": 0.02, "beta_1": 0.99, "beta_2": 0.999,
                                        "epsilon": 0.1},
-                       "extractor:vgg19": {"precision": "float32", "pooling": "max"}}),
+                       "extractor:vgg19": {"precision": "float32", "pooling": "max",
+                                           "padding": "zero"}}),
 )}
 
 RUN_OPTIONS: tuple[Option, ...] = (

@@ -205,6 +205,29 @@ def test_avg_pooling_changes_the_features_after_the_first_pool(weights_path, tin
         assert difference > 0.1 * np.abs(features["max"][layer]).mean(), layer
 
 
+def test_reflect_padding_changes_only_the_border_and_mirrors_the_input(weights_path, tiny_pair):
+    """``--padding reflect``: block1_conv1 is the convolution of the mirrored input (NumPy's
+    reflect), and differs from zero padding only in its outer ring of positions."""
+    import tensorflow as tf
+    from nstcore_builtins.vgg19 import VGG19Extractor
+
+    content, _ = tiny_pair
+    out = {}
+    for padding in ("zero", "reflect"):
+        extractor = VGG19Extractor(weights=weights_path, padding=padding, precision="float32")
+        extractor.select(["block1_conv1"])
+        out[padding] = extractor(content[None])["block1_conv1"].numpy()[0]
+    name, kernel, bias = extractor._params[0]
+    mirrored = np.pad(extractor.preprocess(content[None]).numpy(), [(0, 0), (1, 1), (1, 1), (0, 0)],
+                      mode="reflect")
+    by_hand = tf.nn.relu(tf.nn.conv2d(mirrored, kernel, 1, "VALID") + bias).numpy()[0]
+    np.testing.assert_allclose(out["reflect"], by_hand, rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(out["zero"][1:-1, 1:-1], out["reflect"][1:-1, 1:-1])
+    assert np.abs(out["zero"][0] - out["reflect"][0]).mean() > 1.0  # the border does differ
+    with pytest.raises(InputError, match="unknown padding 'mirror'"):
+        VGG19Extractor(weights=weights_path, padding="mirror")
+
+
 def test_layer_weights_weight_each_layers_term():
     from nstcore_builtins.gram import GramStyleLoss
 

@@ -88,7 +88,7 @@ def test_declared_values_reach_the_plugin_and_the_report(image_files, tmp_path, 
     assert plugins["solver"]["options"] == {"learning_rate": 0.05, "beta_1": 0.9, "beta_2": 0.999,
                                             "epsilon": 0.1, "jit_compile": False}
     assert plugins["extractor"]["options"] == {"weights": weights_path, "precision": "auto",
-                                               "pooling": "max"}
+                                               "pooling": "max", "padding": "zero"}
 
 
 def test_option_declarations_convert_and_bound():

@@ -243,12 +243,15 @@ def _run(image_files, tmp_path, *extra):
     return code, out
 
 
-@pytest.mark.parametrize("margin", ["0", "16"])
-def test_tiled_run_gives_the_untiled_losses(image_files, tmp_path, weights_path, margin):
-    code, _ = _run(image_files, tmp_path, "--tile", "off", "--margin", margin)
+@pytest.mark.parametrize("options", [("--margin", "0"), ("--margin", "16"),
+                                     ("--margin", "0", "--padding", "reflect")])
+def test_tiled_run_gives_the_untiled_losses(image_files, tmp_path, weights_path, options):
+    """Tiles stay exact with a margin and with reflect padding (a tile's window is padded only
+    where the image ends, or inside the halo)."""
+    code, _ = _run(image_files, tmp_path, "--tile", "off", *options)
     assert code == 0
     whole = json.loads((tmp_path / "r.json").read_text())
-    code, out = _run(image_files, tmp_path, "--tile", "32", "--margin", margin)
+    code, out = _run(image_files, tmp_path, "--tile", "32", *options)
     assert code == 0 and out.exists()
     tiled = json.loads((tmp_path / "r.json").read_text())
     assert [s["tile"] for s in tiled["scales"]] == [32] and whole["scales"][0]["tile"] is None

@@ -14,6 +14,9 @@ VGG19_OPTIONS = (
            choices=("float32", "bfloat16", "auto"), flag="--precision"),
     Option("pooling", str, "max", "pooling between VGG19's blocks: max (Keras's, the tutorial's)"
            " or avg (Gatys et al.'s: smoother pictures)", choices=("max", "avg"), flag="--pooling"),
+    Option("padding", str, "zero", "what each convolution sees past the picture's border: zero"
+           " (Keras's, the tutorial's) or reflect (mirrored activations)",
+           choices=("zero", "reflect"), flag="--padding"),
 )
 
 

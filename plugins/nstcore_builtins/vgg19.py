@@ -62,18 +62,21 @@ def vgg_network(layers: Sequence[str]) -> list[tuple[str, Any]]:
 
 
 POOLINGS = ("max", "avg")
+#: How each convolution sees past the border: zeros (Keras's, the tutorial's) or the mirrored
+#: activations
+PADDINGS = ("zero", "reflect")
 #: Caffe's per-channel means, in BGR order (Keras's ``vgg19.preprocess_input``)
 BGR_MEANS = (103.939, 116.779, 123.68)
 
 
 def conv_stack(x: Any, params: Sequence[tuple[str, Any, Any]],
-               selected: Sequence[str], pooling: str = "max") -> Features:
+               selected: Sequence[str], pooling: str = "max", padding: str = "zero") -> Features:
     """VGG's body: 3x3 conv + ReLU per layer, 2x2 pooling between blocks (``blockN_convM``),
     in ``keras.ops`` (any backend).
 
     ``params`` are (layer name, HWIO kernel, bias) in network order, up to the deepest layer
     wanted; ``pooling`` is VGG's ``max`` or ``avg`` (Gatys et al.'s choice: smoother pictures);
-    returns the selected layers' activations as float32.
+    ``padding`` is ``zero`` or ``reflect``; returns the selected layers' activations as float32.
     """
     ops = backends.ops()
     pool = ops.max_pool if pooling == "max" else ops.average_pool
@@ -82,7 +85,13 @@ def conv_stack(x: Any, params: Sequence[tuple[str, Any, Any]],
         if int(name[5]) != block:  # VGG19 pools between blocks
             x = pool(x, 2, 2, "valid")
             block = int(name[5])
-        x = ops.relu(ops.conv(x, kernel, 1, "same") + bias)
+        if padding == "reflect":
+            # a map one position wide has nothing to reflect: its one value is repeated
+            x = ops.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)],
+                        mode="reflect" if min(x.shape[1:3]) > 1 else "symmetric")
+            x = ops.relu(ops.conv(x, kernel, 1, "valid") + bias)
+        else:
+            x = ops.relu(ops.conv(x, kernel, 1, "same") + bias)
         if name in selected:
             features[name] = ops.cast(x, "float32")
     return features
@@ -96,14 +105,19 @@ class VGG19Extractor(FeatureExtractor):
     features handed to the losses stay float32): 1.8x faster per step measured on one CPU with
     AVX512-BF16, 7-11x slower on a CPU without native bfloat16, not measured on a GPU; the losses
     differed by 1-2 % at 64 px; ``float32`` (the default) reproduces the TensorFlow tutorial and
-    ``auto`` picks bfloat16 only where it is native.
+    ``auto`` picks bfloat16 only where it is native. ``padding="reflect"`` mirrors each
+    convolution's input at the border instead of padding it with zeros (Keras's, the tutorial's).
     """
 
     layers = tuple(name for name, _, _ in VGG19_CONV_LAYERS)
     backends = backends.ALL
 
     def __init__(self, weights: str | None = None, precision: str = "auto",
-                 fetch_if_missing: bool = True, pooling: str = "max") -> None:
+                 fetch_if_missing: bool = True, pooling: str = "max",
+                 padding: str = "zero") -> None:
+        if padding not in PADDINGS:
+            raise InputError(f"unknown padding '{padding}' (choose from {', '.join(PADDINGS)})")
+        self.padding = padding
         if pooling not in POOLINGS:
             raise InputError(f"unknown pooling '{pooling}' (choose from {', '.join(POOLINGS)})")
         self.pooling = pooling
@@ -174,9 +188,9 @@ class VGG19Extractor(FeatureExtractor):
         if not self._params:
             raise RuntimeError("call select(layers) before extracting features")
         x = backends.ops().cast(self.preprocess(image), self.precision)
-        return conv_stack(x, self._params, self.selected, self.pooling)
+        return conv_stack(x, self._params, self.selected, self.pooling, self.padding)
 
     def describe(self) -> dict[str, Any]:
         return {"weights": self.weights_info.as_dict(), "precision": self.precision,
-                "pooling": self.pooling,
+                "pooling": self.pooling, "padding": self.padding,
                 "requested_precision": self.requested_precision}
