@@ -66,6 +66,7 @@ def run_default(content: str, style: str, size: int, extra: list[str], out: Path
     edges = measure(str(out), content)
     row["extra_edge_steps"] = edges["extra"]
     row["interior_noise"] = edges["interior"]
+    row["edge_rank"] = edges["rank"]
     return row
 
 

@@ -61,8 +61,10 @@ def interior_steps(image: np.ndarray, photo: np.ndarray, inset: int = 16,
 
 
 def measure(output: str, content: str) -> dict[str, Any]:
-    """Per side extra edge steps of ``output`` against ``content`` resized to its size, and the
-    interior noise floor (median, 90th and 99th percentile, share above 3/255)."""
+    """Per side extra edge steps of ``output`` against ``content`` resized to its size, the
+    interior noise floor (median, 90th and 99th percentile, share above 3/255), and where each
+    side's figure falls among the interior's (``rank``: the share of interior lines below it;
+    a band shows as a rank near 1 on that side, texture as any rank)."""
     from nstcore.imageio import load_image, resize_long_side
 
     image = load_image(output)
@@ -71,8 +73,10 @@ def measure(output: str, content: str) -> dict[str, Any]:
         raise SystemExit(f"{output} is {image.shape[1]}x{image.shape[0]} but {content} at its long"
                          f" side is {photo.shape[1]}x{photo.shape[0]}: not the same picture")
     inside = interior_steps(image, photo)
+    extra = extra_edge_steps(image, photo)
     return {"output": output, "content": content,
-            "extra": {k: round(v, 2) for k, v in extra_edge_steps(image, photo).items()},
+            "extra": {k: round(v, 2) for k, v in extra.items()},
+            "rank": {k: round(float((inside < v).mean()), 3) for k, v in extra.items()},
             "interior": {"median": round(float(np.median(inside)), 2),
                          "p90": round(float(np.percentile(inside, 90)), 2),
                          "p99": round(float(np.percentile(inside, 99)), 2),

@@ -226,7 +226,8 @@ def time_to_target(size: int, target: float, overrides: dict[str, Any], cap_seco
 
 def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
     """``defaults``, ``lbfgs``, or ``NAME:option=value;option=value`` (run options as
-    ``nstcore.stylize`` takes them, e.g. ``coarse50:scale_steps=50,50,1``)."""
+    ``nstcore.stylize`` takes them, e.g. ``coarse50:scale_steps=50,50,1``; ``solver.KEY=V`` and
+    ``extractor.KEY=V`` are the solver's and the extractor's plugin options)."""
     name, sep, rest = spec.partition(":")
     if not sep:
         if name not in VARIANTS:
@@ -238,7 +239,11 @@ def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
         key, eq, value = item.partition("=")
         if not eq:
             raise SystemExit(f"variant {spec!r}: {item!r} is not option=value")
-        overrides[key.strip()] = value.strip()
+        kind, dot, option = key.strip().partition(".")
+        if dot and kind in ("solver", "extractor"):
+            overrides.setdefault(f"{kind}_options", {})[option] = value.strip()
+        else:
+            overrides[key.strip()] = value.strip()
     return name, overrides
 
 

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from nstcore_benchmarks.edges import SIDES
 from nstcore_benchmarks.peer import SPEED_FLAGS
 
 RESULTS = Path(__file__).with_name("results")
@@ -66,17 +67,22 @@ def _defaults_scales(data: dict[str, Any]) -> str:
 
 
 def _defaults_edges(data: dict[str, Any]) -> str:
-    rows = []
+    rows, ranked = [], any("edge_rank" in row for row in data["rows"])
     for row in data["rows"]:
         if "extra_edge_steps" not in row:
             continue
         edges, noise = row["extra_edge_steps"], row["interior_noise"]
-        rows.append([f"{row['content']} x {row['style']}",
-                     *(f"{edges[side]:+.1f}" for side in ("top", "left", "bottom", "right")),
-                     f"{max(edges.values()):.1f}", f"{noise['median']:+.1f} / {noise['p90']:.1f}",
-                     f"{noise['above_3']:.0%}"])
-    return _table(["pair", "top", "left", "bottom", "right", "largest",
-                   "inside: median / 90th pct", "inside above 3"], rows)
+        cells = [f"{row['content']} x {row['style']}",
+                 *(f"{edges[side]:+.1f}" for side in SIDES),
+                 f"{max(edges.values()):.1f}", f"{noise['median']:+.1f} / {noise['p90']:.1f}",
+                 f"{noise['above_3']:.0%}"]
+        if ranked:
+            rank = row.get("edge_rank", {})
+            cells.append(" / ".join(f"{rank[side]:.2f}" if side in rank else "-" for side in SIDES))
+        rows.append(cells)
+    header = ["pair", "top", "left", "bottom", "right", "largest", "inside: median / 90th pct",
+              "inside above 3"]
+    return _table(header + (["rank among inside lines (t / l / b / r)"] if ranked else []), rows)
 
 
 # -- time to quality (benchmarks/quality.py) -----------------------------------------------------

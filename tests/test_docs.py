@@ -121,6 +121,11 @@ def test_results_tables_come_from_the_files_and_bad_references_fail(tmp_path):
     edges = render("r.json", "edges", tmp_path)
     assert "| coffee.png x starry_night.jpg | +1.2 | -0.5 | +2.0 | +0.0 | 2.0 | +0.1 / 4.0 | 20% |" in edges
     assert "| 256 | 30 | 3 | 1.2 | 1 | 1.20 |" in render("r.json", "scales", tmp_path)
+    assert "rank" not in edges  # files from before ranks were measured keep their columns
+    row["edge_rank"] = {"top": 0.5, "left": 1.0, "bottom": 0.25, "right": 0.0}
+    (tmp_path / "r2.json").write_text(json.dumps({"benchmark": "defaults", "cpu": "Test CPU",
+                                                  "date": "2026-12-07", "rows": [row]}))
+    assert "| 20% | 0.50 / 1.00 / 0.25 / 0.00 |" in render("r2.json", "edges", tmp_path)
     with pytest.raises(RenderError, match="no view 'speed'"):
         render("r.json", "speed", tmp_path)
     with pytest.raises(RenderError, match="no result file missing.json"):

@@ -110,6 +110,27 @@ def test_edge_steps_measure_a_band_along_each_side():
     assert edge_steps(photo) == {"top": 0.0, "left": 0.0, "bottom": 0.0, "right": 0.0}
 
 
+def test_the_rank_tells_a_band_from_texture(tmp_path):
+    """``measure`` ranks each side's figure among the interior's: a band on textured picture is
+    above every interior line, a side with only texture is not."""
+    from PIL import Image
+
+    from nstcore_benchmarks.edges import measure
+
+    rng = np.random.default_rng(3)
+    photo = np.full((96, 128, 3), 0.5, np.float32)
+    texture = np.clip(photo + rng.normal(0, 0.08, (96, 128, 1)), 0, 1)
+    texture[:2] -= 25 / 255  # a dark band along the top
+    paths = {}
+    for name, array in (("photo", photo), ("out", texture)):
+        paths[name] = tmp_path / f"{name}.png"
+        Image.fromarray((np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8)).save(paths[name])
+    result = measure(str(paths["out"]), str(paths["photo"]))
+    assert result["rank"]["top"] == 1.0 and result["extra"]["top"] > 15
+    for side in ("left", "bottom", "right"):
+        assert result["rank"][side] < 1.0 and abs(result["extra"][side]) < 6
+
+
 def _edge_change(image, content):
     """How much the outer 2 px of the picture changed from the photo, relative to the interior,
     averaged over the four sides (1: like the interior)."""
