@@ -33,7 +33,7 @@ def _start(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen, str]:
     """Start an nstcore command that serves a page; its process and the URL it printed."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # Ctrl-C's default action in the child even when this process was started with SIGINT
-    # ignored (as `nohup ... &` does), so the SIGINT the tests send stops it
+    # ignored (as `&` in a shell without job control does), so the SIGINT the tests send stops it
     process = subprocess.Popen([*NSTCORE, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

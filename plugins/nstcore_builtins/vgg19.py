@@ -86,9 +86,9 @@ def conv_stack(x: Any, params: Sequence[tuple[str, Any, Any]],
             x = pool(x, 2, 2, "valid")
             block = int(name[5])
         if padding == "reflect":
-            # a map one position wide has nothing to reflect: its one value is repeated
-            x = ops.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)],
-                        mode="reflect" if min(x.shape[1:3]) > 1 else "symmetric")
+            for axis in (1, 2):  # an axis one position long has nothing to reflect: repeated
+                widths = [(1, 1) if i == axis else (0, 0) for i in range(4)]
+                x = ops.pad(x, widths, mode="reflect" if x.shape[axis] > 1 else "symmetric")
             x = ops.relu(ops.conv(x, kernel, 1, "valid") + bias)
         else:
             x = ops.relu(ops.conv(x, kernel, 1, "same") + bias)
