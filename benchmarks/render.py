@@ -140,6 +140,15 @@ def _backends(data: dict[str, Any]) -> str:
                    "of its matmul", "first step s", "host peak GiB", "device peak GiB"], rows)
 
 
+# -- schedules (the defaults benchmark, one pair, several --scales/--scale-steps) ---------------
+def _schedules(data: dict[str, Any]) -> str:
+    rows = [[", ".join(map(str, row["sizes"])), ", ".join(map(str, row["steps"])),
+             _seconds(row["wall_seconds"]), f"{row['cost_in_tutorial_steps']:.1f}",
+             f"{row['final_total']:.3g}", f"{row['final_gram']:.3g}"] for row in data["rows"]]
+    return _table(["scales px", "steps", "wall s", "cost in tutorial steps", "final loss",
+                   "final style loss"], rows)
+
+
 # -- the gallery's pictures (docs/gallery.md) ----------------------------------------------------
 def _gallery(data: dict[str, Any]) -> str:
     rows = [[f"`{row['picture']}`", f"`{row['command']}`", _seconds(row["wall_seconds"]),
@@ -149,6 +158,7 @@ def _gallery(data: dict[str, Any]) -> str:
 
 VIEWS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
     "gallery": {"table": _gallery},
+    "schedules": {"table": _schedules},
     "defaults": {"cost": _defaults_cost, "scales": _defaults_scales, "edges": _defaults_edges},
     "quality": {"table": _quality},
     "bench": {"table": _bench},

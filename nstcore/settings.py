@@ -61,10 +61,11 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("optimizer", str, "auto", "solver plugin: lbfgs, adam or any registered; auto: lbfgs"
            f" up to {AUTO_LBFGS_MAX_SIZE} px (fastest to a given loss; it keeps 20 float64 copies"
            " of the image, 0.5 GiB at 1024 px), adam above"),
-    Option("steps", int, 30, "solver steps at each scale", minimum=1),
+    Option("steps", int, 28, "solver steps at each scale", minimum=1),
     Option("size", int, 512, "long side of the output in pixels", minimum=16),
     Option("scales", str, "auto", "sizes to optimise at, coarse to fine, --steps at each: auto"
-           " (from 128 px up by factors of sqrt(2)), 1 (one scale: the tutorial's), or a list"
+           " (from 128 px up by factors of sqrt(2) to half --size, then --size: 128,181,256,512"
+           " for 512), 1 (one scale: the tutorial's), or a list"
            " such as 128,256,512 ending at --size"),
     Option("scale_steps", str, None, "steps at each scale, one number per scale of --scales"
            " (e.g. 16,6,3 for 256,362,512: more where steps are cheap); overrides --steps"),

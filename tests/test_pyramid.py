@@ -17,10 +17,11 @@ from nstcore.pyramid import pyramid_sizes
 from nstcore.solver import Solver, Stepper
 
 
-def test_auto_sizes_grow_by_sqrt2_from_128_to_the_size():
-    assert pyramid_sizes(512, "auto") == [128, 181, 256, 362, 512]
-    assert pyramid_sizes(300, "auto") == [150, 212, 300]
-    assert pyramid_sizes(4096, "auto")[:3] == [128, 181, 256] and pyramid_sizes(4096, "auto")[-1] == 4096
+def test_auto_sizes_grow_by_sqrt2_from_128_to_half_the_size_then_double():
+    assert pyramid_sizes(512, "auto") == [128, 181, 256, 512]
+    assert pyramid_sizes(300, "auto") == [150, 300]
+    assert pyramid_sizes(256, "auto") == [128, 256]
+    assert pyramid_sizes(4096, "auto") == [128, 181, 256, 362, 512, 724, 1024, 1448, 2048, 4096]
     assert pyramid_sizes(64, "auto") == [64]  # small runs are one scale
     assert pyramid_sizes(512, "1") == [512]
     assert pyramid_sizes(512, "128,256,512") == [128, 256, 512]
