@@ -40,20 +40,45 @@ def tutorial_step_seconds(size: int, steps: int) -> float:
     return statistics.median(seconds)
 
 
-def run_default(content: str, style: str, size: int, extra: list[str], out: Path) -> dict[str, Any]:
+FLIPS = ("none", "v", "h", "vh")
+
+
+def flip_image(source: str | Path, flip: str, target: Path) -> Path:
+    """``source`` turned upside down (``v``), mirrored (``h``) or both, written to ``target`` as a
+    lossless PNG; flipping the result the same way gives the original back."""
+    from PIL import Image, ImageOps
+
+    with Image.open(source) as image:
+        upright = ImageOps.exif_transpose(image)  # as nstcore reads it
+        turned = ImageOps.flip(upright) if "v" in flip else upright
+        turned = ImageOps.mirror(turned) if "h" in flip else turned
+        turned.save(target, format="PNG")
+    return target
+
+
+def run_default(content: str, style: str, size: int, extra: list[str], out: Path,
+                flip: str = "none") -> dict[str, Any]:
     """``nstcore run content style -o out --size N *extra`` as a process: wall time, peak RSS,
-    the report's per-scale timings and the picture's edges."""
+    the report's per-scale timings and the picture's edges (with ``flip``, of the inputs turned
+    that way, the picture turned back)."""
     from nstcore_benchmarks.edges import measure
 
     report = out.with_suffix(".json")
-    command = [nstcore(), "run", content, style, "-o", str(out), "--size", str(size), "-q",
+    given, written = (content, style), out
+    if flip != "none":
+        given = tuple(str(flip_image(path, flip, out.with_name(f"{Path(path).stem}-flip{flip}.png")))
+                      for path in (content, style))
+        written = out.with_name(f"{out.stem}-flip{flip}.png")
+    command = [nstcore(), "run", *given, "-o", str(written), "--size", str(size), "-q",
                "--report", str(report), *extra]
     run = measured(command)
     row = {"content": Path(content).name, "style": Path(style).name, "size": size,
-           "command": "nstcore run " + " ".join([Path(content).name, Path(style).name, "-o",
-                                                 out.name, "--size", str(size), *extra]),
+           "command": "nstcore run " + " ".join([Path(given[0]).name, Path(given[1]).name, "-o",
+                                                 written.name, "--size", str(size), *extra]),
            "exit": run.exit, "wall_seconds": round(run.wall_seconds, 2),
            "peak_rss_gib": round(run.peak_rss_kib / 2**20, 3)}
+    if flip != "none":
+        row["flip"] = flip
     if run.exit != 0:
         row["error"] = (run.stderr.strip().splitlines() or [""])[-1]
         return row
@@ -63,6 +88,8 @@ def run_default(content: str, style: str, size: int, extra: list[str], out: Path
     row["optimizer"] = data["settings"]["optimizer"]
     row["precision"] = data["extractor"].get("precision")
     row["margin"] = data["settings"]["margin"]
+    if flip != "none":
+        flip_image(written, flip, out)
     edges = measure(str(out), content)
     row["extra_edge_steps"] = edges["extra"]
     row["interior_noise"] = edges["interior"]
@@ -80,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pair", action="append", required=True, metavar="CONTENT:STYLE",
                         help="image files (repeatable); relative names are looked up in"
                         " nstcore/assets")
+    parser.add_argument("--flip", choices=FLIPS, default="none",
+                        help="run on the images turned upside down (v), mirrored (h) or both, and"
+                        " turn the picture back before measuring its edges")
     parser.add_argument("--tutorial-steps", type=int, default=5)
     parser.add_argument("--keep", metavar="DIR", help="keep the pictures (and reports) here")
     parser.add_argument("--json", required=True, help="write the result here")
@@ -96,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     for pair in args.pair:
         content, _, style = pair.partition(":")
         out = keep / f"{Path(content).stem}__{Path(style).stem}-{args.size}.png"
-        rows.append(run_default(locate(content), locate(style), args.size, extra, out))
+        rows.append(run_default(locate(content), locate(style), args.size, extra, out, args.flip))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     load_tensorflow()
     tutorial = tutorial_step_seconds(args.size, args.tutorial_steps)

@@ -66,13 +66,17 @@ def _defaults_scales(data: dict[str, Any]) -> str:
                    "first / median"], rows)
 
 
+FLIPPED = {"v": "upside down", "h": "mirrored", "vh": "upside down and mirrored"}
+
+
 def _defaults_edges(data: dict[str, Any]) -> str:
     rows, ranked = [], any("edge_rank" in row for row in data["rows"])
     for row in data["rows"]:
         if "extra_edge_steps" not in row:
             continue
         edges, noise = row["extra_edge_steps"], row["interior_noise"]
-        cells = [f"{row['content']} x {row['style']}",
+        flipped = f" (run {FLIPPED[row['flip']]})" if row.get("flip") in FLIPPED else ""
+        cells = [f"{row['content']} x {row['style']}{flipped}",
                  *(f"{edges[side]:+.1f}" for side in SIDES),
                  f"{max(edges.values()):.1f}", f"{noise['median']:+.1f} / {noise['p90']:.1f}",
                  f"{noise['above_3']:.0%}"]

@@ -126,6 +126,10 @@ def test_results_tables_come_from_the_files_and_bad_references_fail(tmp_path):
     (tmp_path / "r2.json").write_text(json.dumps({"benchmark": "defaults", "cpu": "Test CPU",
                                                   "date": "2026-12-07", "rows": [row]}))
     assert "| 20% | 0.50 / 1.00 / 0.25 / 0.00 |" in render("r2.json", "edges", tmp_path)
+    (tmp_path / "r3.json").write_text(json.dumps({"benchmark": "defaults", "cpu": "Test CPU",
+                                                  "date": "2026-12-07",
+                                                  "rows": [dict(row, flip="v")]}))
+    assert "| coffee.png x starry_night.jpg (run upside down) | +1.2 |" in render("r3.json", "edges", tmp_path)
     schedule = {"sizes": [128, 512], "steps": [30, 20], "wall_seconds": 180.4,
                 "cost_in_tutorial_steps": 48.04, "final_total": 1.76e7, "final_gram": 5.27e6}
     (tmp_path / "s.json").write_text(json.dumps({"benchmark": "schedules", "cpu": "Test CPU",

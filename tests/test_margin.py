@@ -131,6 +131,37 @@ def test_the_rank_tells_a_band_from_texture(tmp_path):
         assert result["rank"][side] < 1.0 and abs(result["extra"][side]) < 6
 
 
+def test_flip_turns_inputs_and_a_band_the_run_paints_follows_the_runs_top(tmp_path):
+    """``nstcore_benchmarks.defaults --flip v`` gives nstcore the photo upside down and turns the
+    picture back: flipping twice is lossless, and a band painted along the *run's* top is measured
+    on the photo's bottom, which is how a band of the pipeline is told from one of the images."""
+    from PIL import Image
+
+    from nstcore_benchmarks.defaults import flip_image
+    from nstcore_benchmarks.edges import measure
+
+    rng = np.random.default_rng(5)
+    photo = (rng.random((40, 56, 3)) * 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    for flip in ("v", "h", "vh"):
+        turned = flip_image(tmp_path / "photo.png", flip, tmp_path / f"turned-{flip}.png")
+        back = flip_image(turned, flip, tmp_path / f"back-{flip}.png")
+        assert np.array_equal(np.asarray(Image.open(back)), photo)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "turned-v.png")), photo[::-1])
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "turned-h.png")), photo[:, ::-1])
+
+    flat = np.full((96, 128, 3), 128, np.uint8)
+    Image.fromarray(flat).save(tmp_path / "flat.png")
+    run = flat.copy()
+    run[:2] -= 30  # what a run given the upside-down photo paints along its own top
+    Image.fromarray(run).save(tmp_path / "run.png")
+    result = measure(str(flip_image(tmp_path / "run.png", "v", tmp_path / "out.png")),
+                     str(tmp_path / "flat.png"))
+    assert result["extra"]["bottom"] == pytest.approx(30, abs=0.01)
+    assert result["rank"]["bottom"] == 1.0
+    assert result["extra"]["top"] == pytest.approx(0, abs=0.01)
+
+
 def _edge_change(image, content):
     """How much the outer 2 px of the picture changed from the photo, relative to the interior,
     averaged over the four sides (1: like the interior)."""
