@@ -86,7 +86,27 @@ def _defaults_edges(data: dict[str, Any]) -> str:
         rows.append(cells)
     header = ["pair", "top", "left", "bottom", "right", "largest", "inside: median / 90th pct",
               "inside above 3"]
-    return _table(header + (["rank among inside lines (t / l / b / r)"] if ranked else []), rows)
+    table = _table(header + (["rank among inside lines (t / l / b / r)"] if ranked else []), rows)
+    return table + "\n\n" + _edges_summary(data["rows"])
+
+
+#: a side whose figure is above this share of the lines inside its picture is counted as a band
+BAND_RANK = 0.99
+
+
+def _edges_summary(rows: list[dict[str, Any]]) -> str:
+    """How many sides exceed 3/255, against how many texture alone would: each side counted as
+    likely to exceed it as a line inside its own picture (the "inside above 3" share)."""
+    measured = [row for row in rows if "extra_edge_steps" in row]
+    sides = [value for row in measured for value in row["extra_edge_steps"].values()]
+    above = sum(value > 3 for value in sides)
+    expected = sum(len(row["extra_edge_steps"]) * row["interior_noise"]["above_3"] for row in measured)
+    text = (f"Sides above 3/255: {above} of {len(sides)}; texture alone would put about"
+            f" {expected:.1f} there (each side as likely to exceed 3/255 as a line inside its picture).")
+    if any("edge_rank" in row for row in measured):
+        bands = sum(rank >= BAND_RANK for row in measured for rank in row.get("edge_rank", {}).values())
+        text += f" Sides above {BAND_RANK:.0%} of the lines inside their picture (bands): {bands}."
+    return text
 
 
 # -- time to quality (benchmarks/quality.py) -----------------------------------------------------

@@ -125,7 +125,11 @@ def test_results_tables_come_from_the_files_and_bad_references_fail(tmp_path):
     row["edge_rank"] = {"top": 0.5, "left": 1.0, "bottom": 0.25, "right": 0.0}
     (tmp_path / "r2.json").write_text(json.dumps({"benchmark": "defaults", "cpu": "Test CPU",
                                                   "date": "2026-12-07", "rows": [row]}))
-    assert "| 20% | 0.50 / 1.00 / 0.25 / 0.00 |" in render("r2.json", "edges", tmp_path)
+    assert ("Sides above 3/255: 0 of 4; texture alone would put about 0.8 there" in edges
+            and "(bands)" not in edges)
+    ranked = render("r2.json", "edges", tmp_path)
+    assert "| 20% | 0.50 / 1.00 / 0.25 / 0.00 |" in ranked
+    assert "lines inside their picture (bands): 1." in ranked
     (tmp_path / "r3.json").write_text(json.dumps({"benchmark": "defaults", "cpu": "Test CPU",
                                                   "date": "2026-12-07",
                                                   "rows": [dict(row, flip="v")]}))
