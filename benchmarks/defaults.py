@@ -88,6 +88,8 @@ def run_default(content: str, style: str, size: int, extra: list[str], out: Path
     row["optimizer"] = data["settings"]["optimizer"]
     row["precision"] = data["extractor"].get("precision")
     row["margin"] = data["settings"]["margin"]
+    # the objective's terms after the last step: what schedules of the same size are compared by
+    row["final_losses"] = {k: v for k, v in data["losses"][-1].items() if k != "step"}
     if flip != "none":
         flip_image(written, flip, out)
     edges = measure(str(out), content)

@@ -42,16 +42,23 @@ def _machine(data: dict[str, Any]) -> str:
 
 # -- defaults (benchmarks/defaults.py) -----------------------------------------------------------
 def _defaults_cost(data: dict[str, Any]) -> str:
-    rows = []
+    rows, losses = [], any("final_losses" in row for row in data["rows"])
     for row in data["rows"]:
         if row.get("exit"):
-            rows.append([f"`{row['command']}`", f"failed: {row.get('error', '')}", "", "", ""])
+            rows.append([f"`{row['command']}`", f"failed: {row.get('error', '')}", "", "", ""]
+                        + [""] * losses)
             continue
-        rows.append([f"`{row['command']}`", _seconds(row["wall_seconds"]),
-                     _seconds(row["tutorial_step_seconds"]), f"{row['cost_in_tutorial_steps']:.0f}",
-                     f"{row['peak_rss_gib']:.2f}"])
+        cells = [f"`{row['command']}`", _seconds(row["wall_seconds"]),
+                 _seconds(row["tutorial_step_seconds"]), f"{row['cost_in_tutorial_steps']:.0f}",
+                 f"{row['peak_rss_gib']:.2f}"]
+        if losses:
+            final = row.get("final_losses", {})
+            cells.append(" / ".join(f"{final[k]:.3g}" if k in final else "-"
+                                    for k in ("total", "gram", "content")))
+        rows.append(cells)
     return _table(["command (whole process)", "wall s", "tutorial step s", "cost in tutorial steps",
-                   "peak RSS GiB"], rows)
+                   "peak RSS GiB"] + (["loss at the end: total / style / content"] if losses else []),
+                  rows)
 
 
 def _defaults_scales(data: dict[str, Any]) -> str:
