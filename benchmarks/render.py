@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from nstcore_benchmarks.edges import SIDES
+from nstcore_benchmarks.edges import LIMIT, SIDES
 from nstcore_benchmarks.peer import SPEED_FLAGS
 
 RESULTS = Path(__file__).with_name("results")
@@ -94,23 +94,24 @@ def _defaults_edges(data: dict[str, Any]) -> str:
     header = ["pair", "top", "left", "bottom", "right", "largest", "inside: median / 90th pct",
               "inside above 3"]
     table = _table(header + (["rank among inside lines (t / l / b / r)"] if ranked else []), rows)
-    return table + "\n\n" + _edges_summary(data["rows"])
+    return table + "\n\n" + _edges_summary(data["rows"], ranked)
 
 
 #: a side whose figure is above this share of the lines inside its picture is counted as a band
 BAND_RANK = 0.99
 
 
-def _edges_summary(rows: list[dict[str, Any]]) -> str:
-    """How many sides exceed 3/255, against how many texture alone would: each side counted as
+def _edges_summary(rows: list[dict[str, Any]], ranked: bool) -> str:
+    """How many sides exceed the limit, against how many texture alone would: each side counted as
     likely to exceed it as a line inside its own picture (the "inside above 3" share)."""
     measured = [row for row in rows if "extra_edge_steps" in row]
     sides = [value for row in measured for value in row["extra_edge_steps"].values()]
-    above = sum(value > 3 for value in sides)
+    above = sum(value > LIMIT for value in sides)
     expected = sum(len(row["extra_edge_steps"]) * row["interior_noise"]["above_3"] for row in measured)
-    text = (f"Sides above 3/255: {above} of {len(sides)}; texture alone would put about"
-            f" {expected:.1f} there (each side as likely to exceed 3/255 as a line inside its picture).")
-    if any("edge_rank" in row for row in measured):
+    text = (f"Sides above {LIMIT}/255: {above} of {len(sides)}; texture alone would put about"
+            f" {expected:.1f} there (each side as likely to exceed {LIMIT}/255 as a line inside its"
+            " picture).")
+    if ranked:
         bands = sum(rank >= BAND_RANK for row in measured for rank in row.get("edge_rank", {}).values())
         text += f" Sides above {BAND_RANK:.0%} of the lines inside their picture (bands): {bands}."
     return text
