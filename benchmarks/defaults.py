@@ -99,6 +99,21 @@ def run_default(content: str, style: str, size: int, extra: list[str], out: Path
     return row
 
 
+def add_pair_option(parser: argparse.ArgumentParser) -> None:
+    """``--pair CONTENT:STYLE`` (repeatable), as this benchmark and the surround one take it."""
+    parser.add_argument("--pair", action="append", required=True, metavar="CONTENT:STYLE",
+                        help="image files (repeatable); relative names are looked up in"
+                        " nstcore/assets")
+
+
+def pair_files(pair: str) -> tuple[str, str]:
+    """``CONTENT:STYLE`` as two file paths: a name that is not a file is one of nstcore's assets."""
+    from nstcore.run import asset
+
+    content, _, style = pair.partition(":")
+    return tuple(name if Path(name).exists() else str(asset(name)) for name in (content, style))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -106,9 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nstcore_benchmarks.defaults",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--pair", action="append", required=True, metavar="CONTENT:STYLE",
-                        help="image files (repeatable); relative names are looked up in"
-                        " nstcore/assets")
+    add_pair_option(parser)
     parser.add_argument("--flip", choices=FLIPS, default="none",
                         help="run on the images turned upside down (v), mirrored (h) or both, and"
                         " turn the picture back before measuring its edges")
@@ -116,19 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", metavar="DIR", help="keep the pictures (and reports) here")
     parser.add_argument("--json", required=True, help="write the result here")
     args = parser.parse_args(argv)
-    from nstcore.run import asset
     from nstcore.tfload import load_tensorflow
-
-    def locate(name: str) -> str:
-        return name if Path(name).exists() else str(asset(name))
 
     keep = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="nstcore-defaults-"))
     keep.mkdir(parents=True, exist_ok=True)
     rows = []
     for pair in args.pair:
-        content, _, style = pair.partition(":")
+        content, style = pair_files(pair)
         out = keep / f"{Path(content).stem}__{Path(style).stem}-{args.size}.png"
-        rows.append(run_default(locate(content), locate(style), args.size, extra, out, args.flip))
+        rows.append(run_default(content, style, args.size, extra, out, args.flip))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     load_tensorflow()
     tutorial = tutorial_step_seconds(args.size, args.tutorial_steps)

@@ -74,6 +74,8 @@ def _defaults_scales(data: dict[str, Any]) -> str:
 
 
 FLIPPED = {"v": "upside down", "h": "mirrored", "vh": "upside down and mirrored"}
+#: how a row of the surround benchmark started its margin
+MARGIN_STARTS = {"mirror": "mirrored margin", "photo": "margin from the photo around it"}
 
 
 def _defaults_edges(data: dict[str, Any]) -> str:
@@ -83,7 +85,9 @@ def _defaults_edges(data: dict[str, Any]) -> str:
             continue
         edges, noise = row["extra_edge_steps"], row["interior_noise"]
         flipped = f" (run {FLIPPED[row['flip']]})" if row.get("flip") in FLIPPED else ""
-        cells = [f"{row['content']} x {row['style']}{flipped}",
+        start = row.get("margin_start")
+        start = f", {MARGIN_STARTS[start]}" if start in MARGIN_STARTS else ""
+        cells = [f"{row['content']} x {row['style']}{flipped}{start}",
                  *(f"{edges[side]:+.1f}" for side in SIDES),
                  f"{max(edges.values()):.1f}", f"{noise['median']:+.1f} / {noise['p90']:.1f}",
                  f"{noise['above_3']:.0%}"]
@@ -94,7 +98,17 @@ def _defaults_edges(data: dict[str, Any]) -> str:
     header = ["pair", "top", "left", "bottom", "right", "largest", "inside: median / 90th pct",
               "inside above 3"]
     table = _table(header + (["rank among inside lines (t / l / b / r)"] if ranked else []), rows)
-    return table + "\n\n" + _edges_summary(data["rows"], ranked)
+    starts = list(dict.fromkeys(row["margin_start"] for row in data["rows"]
+                                if "margin_start" in row))
+    if not starts:
+        return table + "\n\n" + _edges_summary(data["rows"], ranked)
+    summaries = []  # the surround benchmark: each start counted on its own
+    for start in starts:
+        text = _edges_summary([row for row in data["rows"] if row.get("margin_start") == start],
+                              ranked)
+        label = MARGIN_STARTS.get(start, start).capitalize()
+        summaries.append(f"{label}: {text[0].lower()}{text[1:]}")
+    return table + "\n\n" + " ".join(summaries)
 
 
 #: a side whose figure is above this share of the lines inside its picture is counted as a band
@@ -192,6 +206,7 @@ VIEWS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
     "gallery": {"table": _gallery},
     "schedules": {"table": _schedules},
     "defaults": {"cost": _defaults_cost, "scales": _defaults_scales, "edges": _defaults_edges},
+    "surround": {"edges": _defaults_edges},
     "quality": {"table": _quality},
     "bench": {"table": _bench},
     "backends": {"table": _backends},

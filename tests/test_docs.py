@@ -138,6 +138,16 @@ def test_results_tables_come_from_the_files_and_bad_references_fail(tmp_path):
                                                   "date": "2026-12-07",
                                                   "rows": [dict(row, flip="v")]}))
     assert "| coffee.png x starry_night.jpg (run upside down) | +1.2 |" in render("r3.json", "edges", tmp_path)
+    (tmp_path / "r5.json").write_text(json.dumps({"benchmark": "surround", "cpu": "Test CPU",
+                                                  "date": "2026-12-07",
+                                                  "rows": [dict(row, margin_start="mirror"),
+                                                           dict(row, margin_start="photo",
+                                                                edge_rank={"top": 0.5})]}))
+    surround = render("r5.json", None, tmp_path)
+    assert "| coffee.png x starry_night.jpg, margin from the photo around it | +1.2 |" in surround
+    assert ("Mirrored margin: sides above 3/255: 0 of 4;" in surround
+            and "(bands): 1. Margin from the photo around it: sides above 3/255: 0 of 4;" in surround
+            and surround.rstrip().endswith("(bands): 0."))
     schedule = {"sizes": [128, 512], "steps": [30, 20], "wall_seconds": 180.4,
                 "cost_in_tutorial_steps": 48.04, "final_total": 1.76e7, "final_gram": 5.27e6}
     (tmp_path / "s.json").write_text(json.dumps({"benchmark": "schedules", "cpu": "Test CPU",
