@@ -256,7 +256,7 @@ class Engine:
             on_step: Callable[[StepInfo], Any] | None = None,
             sizes: Sequence[int] | None = None, style_scale: float = 1.0,
             blend: Sequence[float] | None = None, mask: np.ndarray | None = None,
-            margin: int = 0) -> Result:
+            margin: int = 0, start_noise: float = 0.0, seed: int | None = None) -> Result:
         """Run ``steps`` solver steps (a number, or one per scale) at each size of ``sizes``
         (coarse to fine; default: one scale, the content's own size), starting from ``init``
         (default: the content image).
@@ -269,6 +269,9 @@ class Engine:
         with the content's aspect ratio) limits where the picture may change (:mod:`nstcore.mask`).
         ``margin`` px of free canvas surround the picture at every scale (:mod:`nstcore.margin`):
         optimised with it and cropped away, so the network's border is not the picture's.
+        ``start_noise`` adds Gaussian noise of that standard deviation (drawn from ``seed``, 0 if
+        None) to the first scale's starting canvas, margin included: a start mirror-symmetric
+        about the picture's edge lines texture up along the edges (docs/defaults.md).
         Ctrl-C stops the run and returns
         the last image with ``stopped="interrupted"``; a non-finite loss stops it with
         ``stopped="nonfinite"`` and keeps the last finite image.
@@ -354,6 +357,10 @@ class Engine:
                 self.prepare(scaled_content, scaled_styles, blend)
                 if index == 0:
                     begin = extend(resize_to(start_image, shape), pad)
+                    if start_noise:
+                        noise = np.random.default_rng(0 if seed is None else seed).normal(
+                            0.0, start_noise, begin.shape)
+                        begin = np.clip(begin + noise, 0.0, 1.0).astype(np.float32)
                 else:  # the previous scale's picture, resized, with a new mirrored margin
                     resize = resizer(scale["margin_before"], shape, pad)
                     resized = resize(backends.constant(scale["canvas"][None]), "bicubic")

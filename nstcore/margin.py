@@ -12,7 +12,9 @@ picture on every side, whose margin starts as the mirrored photo and is free lik
 the picture is the canvas without its margin. The border effects then fall in the margin, which
 is cropped away at every scale, so the dark frame does not reach the picture or the next scale
 (what is left, measured per side: docs/defaults.md). The price is the margin's pixels (16 px at
-512 px: 13 % more pixels per step).
+512 px: 13 % more pixels per step). A start mirror-symmetric about the picture's edge stays
+nearly so while the style forms, and lines the style's texture up along the edge; the engine
+adds a little noise to the first scale's start (``--start-noise``) to break that symmetry.
 """
 from __future__ import annotations
 

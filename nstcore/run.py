@@ -210,7 +210,8 @@ class PreparedRun:
         result = self.engine.run(self.content, self.style, self.steps, init=self.init,
                                  on_step=step_hook, sizes=self.sizes,
                                  style_scale=self.settings.style_scale, blend=self.blend,
-                                 mask=self.mask, margin=self.settings.margin)
+                                 mask=self.mask, margin=self.settings.margin,
+                                 start_noise=self.settings.start_noise, seed=self.settings.seed)
         if self.colour_source is not None:
             from nstcore.color import recombine
 

@@ -47,7 +47,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("tutorial", "the TensorFlow tutorial's run: one 512-px scale, 1000 Adam steps"
            " (0.02/0.99/0.1), float32, zero padding (no margin), its losses, weights and layers",
            run={"size": 512, "scales": "1", "steps": 1000, "optimizer": "adam", "margin": 0,
-                "losses": DEFAULT_LOSSES, "init": "content", "style_scale": 1.0},
+                "losses": DEFAULT_LOSSES, "init": "content", "start_noise": 0.0,
+                "style_scale": 1.0},
            components={"solver:adam": {"learning_rate": 0.02, "beta_1": 0.99, "beta_2": 0.999,
                                        "epsilon": 0.1},
                        "extractor:vgg19": {"precision": "float32", "pooling": "max",
@@ -89,6 +90,10 @@ RUN_OPTIONS: tuple[Option, ...] = (
            " (normalised to sum 1; default: equal)"),
     Option("init", str, "content", "starting image: content, noise, style (the first style"
            " image) or an image FILE, stretched to the output's shape"),
+    Option("start_noise", float, 0.1, "standard deviation of Gaussian noise (0-1 pixel scale)"
+           " added to the first scale's start, margin included, drawn from --seed (0 if not"
+           " given): a start mirror-symmetric about the picture's edge lines the style's texture up"
+           " along the edges; 0: none, the tutorial's", minimum=0, maximum=1),
     Option("preserve_color", str, "none", "keep the content's colours: luminance (optimise"
            " luminance, then the content's chroma) or histogram (style recoloured to the"
            " content's colour mean and covariance first)", choices=("none", "luminance", "histogram")),

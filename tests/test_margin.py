@@ -47,9 +47,11 @@ class CanvasRecorder(Solver):
     """A sign-gradient solver that records the shape of every image it starts from."""
 
     starts: list = []
+    arrays: list = []
 
     def start(self, objective, image, state=None):
         CanvasRecorder.starts.append(tuple(image.shape[1:3]))
+        CanvasRecorder.arrays.append(np.array(image[0]))
         variable = tf.Variable(image)
 
         class _Step(Stepper):
@@ -97,6 +99,40 @@ def test_margin_zero_optimises_the_picture_itself(tiny_pair, weights_path):
     nstcore.stylize(content, style, size=64, scales="1", steps=1, margin=0,
                     optimizer="canvas-recorder", weights=weights_path, precision="float32")
     assert CanvasRecorder.starts == [(64, 64)]
+
+
+def _first_start(content, style, weights_path, **options):
+    if not get_plugin_manager().pm.has_plugin("margin-test"):
+        get_plugin_manager().register(_Plugin(), "margin-test")
+    CanvasRecorder.arrays.clear()
+    nstcore.stylize(content, style, size=64, scales="32,64", steps=1, margin=8,
+                    optimizer="canvas-recorder", weights=weights_path, precision="float32",
+                    **options)
+    return CanvasRecorder.arrays[0]
+
+
+def test_the_first_scales_start_has_seeded_noise_and_the_tutorial_none(tiny_pair, weights_path):
+    """The default start: the photo with its mirrored margin plus noise of --start-noise's
+    standard deviation (clipped to [0, 1]), the same for the same --seed; --start-noise 0 and
+    --preset tutorial start from the photo itself."""
+    from nstcore.pyramid import resize_to
+    from nstcore.settings import Settings
+
+    content, style = tiny_pair
+    mirrored = extend(resize_to(content, (32, 32)), 8)
+    plain = _first_start(content, style, weights_path, start_noise=0)
+    np.testing.assert_allclose(plain, mirrored, atol=1e-6)
+    default = _first_start(content, style, weights_path)
+    assert default.shape == mirrored.shape
+    assert default.min() >= 0 and default.max() <= 1
+    assert 0.07 < float(np.std(default - mirrored)) < 0.105  # 0.1, less where the clip bites
+    np.testing.assert_array_equal(default, _first_start(content, style, weights_path, seed=0))
+    other = _first_start(content, style, weights_path, seed=1)
+    assert np.abs(other - default).mean() > 0.03
+    assert 0.2 < float(np.std(_first_start(content, style, weights_path, start_noise=0.25)
+                               - mirrored)) < 0.26
+    assert Settings(preset="tutorial").start_noise == 0
+    assert Settings(preset="tutorial", start_noise=0.2).start_noise == 0.2  # explicit wins
 
 
 def test_edge_steps_measure_a_band_along_each_side():

@@ -123,15 +123,15 @@ def test_precision_auto_picks_bfloat16_only_where_it_is_native(flags, native, mo
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_a_start_that_is_already_optimal_is_a_success(image_files, tmp_path, capsys, weights_path,
                                                       optimizer):
-    """Content alone, starting from the content: the gradient is zero at the start. That is
-    convergence (exit 0, the picture written), not a failed line search."""
+    """Content alone, starting from the content itself (no start noise): the gradient is zero
+    at the start. That is convergence (exit 0, the picture written), not a failed line search."""
     from nstcore import cli
 
     content, style = image_files
     out, report = tmp_path / "out.png", tmp_path / "r.json"
     code = cli.main(["run", str(content), str(style), "-o", str(out), "--size", "32", "--steps", "3",
                      "--style-weight", "0", "--tv-weight", "0", "--optimizer", optimizer,
-                     "--weights", weights_path, "--report", str(report), "-q"])
+                     "--start-noise", "0", "--weights", weights_path, "--report", str(report), "-q"])
     assert code == 0, capsys.readouterr().err
     assert out.is_file()
     status = json.loads(report.read_text())["status"]
