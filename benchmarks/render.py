@@ -78,6 +78,11 @@ FLIPPED = {"v": "upside down", "h": "mirrored", "vh": "upside down and mirrored"
 MARGIN_STARTS = {"mirror": "mirrored margin", "photo": "margin from the photo around it"}
 
 
+def _noise(row: dict[str, Any]) -> str:
+    """A surround row's start noise, as its label shows it (rows from before it had none)."""
+    return f" + noise {row['start_noise']:g}" if row.get("start_noise") else ""
+
+
 def _defaults_edges(data: dict[str, Any]) -> str:
     rows, ranked = [], any("edge_rank" in row for row in data["rows"])
     for row in data["rows"]:
@@ -86,7 +91,7 @@ def _defaults_edges(data: dict[str, Any]) -> str:
         edges, noise = row["extra_edge_steps"], row["interior_noise"]
         flipped = f" (run {FLIPPED[row['flip']]})" if row.get("flip") in FLIPPED else ""
         start = row.get("margin_start")
-        start = f", {MARGIN_STARTS[start]}" if start in MARGIN_STARTS else ""
+        start = f", {MARGIN_STARTS[start]}{_noise(row)}" if start in MARGIN_STARTS else ""
         cells = [f"{row['content']} x {row['style']}{flipped}{start}",
                  *(f"{edges[side]:+.1f}" for side in SIDES),
                  f"{max(edges.values()):.1f}", f"{noise['median']:+.1f} / {noise['p90']:.1f}",
@@ -106,7 +111,8 @@ def _defaults_edges(data: dict[str, Any]) -> str:
     for start in starts:
         text = _edges_summary([row for row in data["rows"] if row.get("margin_start") == start],
                               ranked)
-        label = MARGIN_STARTS.get(start, start).capitalize()
+        label = MARGIN_STARTS.get(start, start).capitalize() + _noise(
+            next(row for row in data["rows"] if row.get("margin_start") == start))
         summaries.append(f"{label}: {text[0].lower()}{text[1:]}")
     return table + "\n\n" + " ".join(summaries)
 

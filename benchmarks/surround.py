@@ -8,7 +8,8 @@ scale's start hold the real surroundings, and each later scale starts from the p
 margin included, upsampled). With ``photo`` nothing in the run marks where the picture ends, so
 its edges show what texture and the canvas's own border leave; the difference to ``mirror`` is
 what the mirrored start adds. The crop's edges are measured as :mod:`nstcore_benchmarks.edges`
-does. A user's run never has the ``photo`` start: this is a measurement, not an option.
+does. A user's run never has the ``photo`` start: this is a measurement, not an option. Both starts
+get the run's ``--start-noise`` (nstcore's default unless ``--start-noise`` says otherwise).
 
     python -m nstcore_benchmarks.surround --size 256 --pair ihc.png:hubble_deep_field.jpg \\
         --json benchmarks/results/DATE-CPU-surround-256.json
@@ -124,7 +125,8 @@ def run_pair(content: str, style: str, size: int, start: str, out: Path,
     save_image(out, result.image)
     edges = measure(str(out), str(photo_file))
     return {"content": f"{Path(content).name} centre", "style": Path(style).name, "size": size,
-            "margin_start": start, "border": border, "crop": list(crop.shape[:2]),
+            "margin_start": start, "start_noise": settings.start_noise, "seed": settings.seed,
+            "border": border, "crop": list(crop.shape[:2]),
             "seconds": round(seconds, 1), "margin": settings.margin,
             "extra_edge_steps": edges["extra"], "interior_noise": edges["interior"],
             "edge_rank": edges["rank"]}
@@ -137,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     add_pair_option(parser)
     parser.add_argument("--start", action="append", choices=STARTS,
                         help="margin start(s) to run (default: both)")
+    parser.add_argument("--start-noise", type=float, default=None, metavar="X",
+                        help="the runs' --start-noise (default: nstcore's)")
+    parser.add_argument("--seed", type=int, default=None, help="the runs' --seed (default: none)")
     parser.add_argument("--keep", metavar="DIR", help="keep the pictures here")
     parser.add_argument("--json", required=True, help="write the result here")
     args = parser.parse_args(argv)
@@ -152,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         for pair in args.pair:
             content, style = pair_files(pair)
             out = keep / f"{Path(content).stem}__{Path(style).stem}-{args.size}-{start}.png"
-            rows.append(run_pair(content, style, args.size, start, out))
+            given = {"start_noise": args.start_noise, "seed": args.seed}
+            rows.append(run_pair(content, style, args.size, start, out,
+                                 **{k: v for k, v in given.items() if v is not None}))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     result = write_result(args.json, "surround", rows, size=args.size)
     print(json.dumps(result, indent=1))

@@ -148,6 +148,13 @@ def test_results_tables_come_from_the_files_and_bad_references_fail(tmp_path):
     assert ("Mirrored margin: sides above 3/255: 0 of 4;" in surround
             and "(bands): 1. Margin from the photo around it: sides above 3/255: 0 of 4;" in surround
             and surround.rstrip().endswith("(bands): 0."))
+    (tmp_path / "r6.json").write_text(json.dumps({"benchmark": "surround", "cpu": "Test CPU",
+                                                  "date": "2026-12-08",
+                                                  "rows": [dict(row, margin_start="mirror",
+                                                                start_noise=0.1)]}))
+    noisy = render("r6.json", None, tmp_path)
+    assert "| coffee.png x starry_night.jpg, mirrored margin + noise 0.1 | +1.2 |" in noisy
+    assert "Mirrored margin + noise 0.1: sides above 3/255: 0 of 4;" in noisy
     schedule = {"sizes": [128, 512], "steps": [30, 20], "wall_seconds": 180.4,
                 "cost_in_tutorial_steps": 48.04, "final_total": 1.76e7, "final_gram": 5.27e6}
     (tmp_path / "s.json").write_text(json.dumps({"benchmark": "schedules", "cpu": "Test CPU",

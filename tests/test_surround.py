@@ -49,6 +49,7 @@ def test_run_pair_measures_both_starts(tiny_pair, weights_path, tmp_path):
                      precision="float32") for start in ("mirror", "photo")]
     for row, start in zip(rows, ("mirror", "photo")):
         assert row["margin_start"] == start and row["border"] == 8 and row["crop"] == [48, 48]
+        assert row["start_noise"] == 0.1  # nstcore's default, recorded
         assert set(row["extra_edge_steps"]) == {"top", "left", "bottom", "right"}
         assert (tmp_path / f"out-{start}.png").exists()
     assert rows[0]["extra_edge_steps"] != rows[1]["extra_edge_steps"]
